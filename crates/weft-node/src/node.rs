@@ -1,0 +1,147 @@
+//! A running node: the data directory, the network actor and the API server,
+//! started in that order and stopped in reverse by [`Node::shutdown`].
+//!
+//! A node is a value, so several can run in one process (tests, devnets).
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Instant};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use weft_net::{Identity, Multiaddr, NetworkHandle, PeerId, Registry};
+
+use crate::{
+    api,
+    config::NodeConfig,
+    data_dir::{self, DataDir, DataDirError, API_ADDR_FILE, IDENTITY_FILE},
+};
+
+/// Why a node could not start. Each message is one line naming the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    #[error(transparent)]
+    Identity(#[from] weft_net::IdentityError),
+    #[error(transparent)]
+    Network(#[from] weft_net::StartError),
+    #[error("cannot start the API on {addr}: {source}")]
+    ApiBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What a started node tells its owner.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    pub peer_id: PeerId,
+    pub network: String,
+    pub listen_addrs: Vec<Multiaddr>,
+    pub api_addr: SocketAddr,
+    pub api_url: String,
+    pub api_token: String,
+    pub data_dir: PathBuf,
+}
+
+pub struct Node {
+    info: NodeInfo,
+    data_dir: DataDir,
+    network: weft_net::Network,
+    api_task: JoinHandle<()>,
+    cancel: CancellationToken,
+}
+
+impl Node {
+    pub async fn start(config: NodeConfig) -> Result<Self, StartError> {
+        let data_dir = DataDir::open(&config.data_dir)?;
+        let identity = Identity::load_or_create(&data_dir.path(IDENTITY_FILE))?;
+        let token = data_dir.api_token()?;
+
+        // Bind the API first: a busy port fails before we join the network.
+        let api_listener = tokio::net::TcpListener::bind(config.api)
+            .await
+            .map_err(|source| StartError::ApiBind {
+                addr: config.api,
+                source,
+            })?;
+        let api_addr = api_listener
+            .local_addr()
+            .map_err(|source| StartError::ApiBind {
+                addr: config.api,
+                source,
+            })?;
+
+        let mut registry = Registry::default();
+        let net_config = weft_net::Config {
+            listen: config.listen.clone(),
+            bootstrap: config.bootstrap.clone(),
+            mdns: config.mdns,
+            network: config.network.clone(),
+            max_peers: config.max_peers,
+            dht_mode: config.dht_mode,
+            ..weft_net::Config::new(identity)
+        };
+        let network = weft_net::start(net_config, &mut registry).await?;
+        let listen_addrs = match network.handle().listen_addrs().await {
+            Ok(a) => a,
+            Err(e) => {
+                network.shutdown().await;
+                return Err(StartError::Network(weft_net::StartError::Transport(e.to_string())));
+            }
+        };
+
+        let cancel = CancellationToken::new();
+        let state = api::ApiState {
+            net: network.handle().clone(),
+            token: Arc::from(token.as_str()),
+            started: Instant::now(),
+            registry: Arc::new(registry),
+        };
+        let api_task = tokio::spawn(api::serve(api_listener, api::router(state), cancel.clone()));
+        let api_url = api::url_for(api_addr);
+        if let Err(e) = data_dir::write_atomic(
+            &data_dir.path(API_ADDR_FILE),
+            format!("{api_url}\n").as_bytes(),
+            false,
+        ) {
+            cancel.cancel();
+            let _ = api_task.await;
+            network.shutdown().await;
+            return Err(e.into());
+        }
+
+        let info = NodeInfo {
+            peer_id: network.handle().local_peer_id(),
+            network: config.network,
+            listen_addrs,
+            api_addr,
+            api_url,
+            api_token: token,
+            data_dir: config.data_dir,
+        };
+        Ok(Self {
+            info,
+            data_dir,
+            network,
+            api_task,
+            cancel,
+        })
+    }
+
+    pub fn info(&self) -> &NodeInfo {
+        &self.info
+    }
+
+    pub fn net(&self) -> &NetworkHandle {
+        self.network.handle()
+    }
+
+    /// Stops the API, then the network; removes the API address file so
+    /// clients do not try a stopped node.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        let _ = self.api_task.await;
+        self.network.shutdown().await;
+        let _ = std::fs::remove_file(self.data_dir.path(API_ADDR_FILE));
+    }
+}
