@@ -17,6 +17,7 @@ use std::{
 };
 
 use futures::StreamExt;
+use libp2p::metrics::Recorder;
 use libp2p::{
     core::ConnectedPoint,
     identify, kad, mdns,
@@ -24,7 +25,6 @@ use libp2p::{
     swarm::{dial_opts::DialOpts, ConnectionId, SwarmEvent},
     Multiaddr, PeerId, Swarm,
 };
-use libp2p::metrics::Recorder;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{broadcast, mpsc};
 
@@ -203,7 +203,11 @@ impl EventLoop {
             buckets.push(Bucket { index, peers });
         }
         let size = buckets.iter().map(|b| b.peers.len()).sum();
-        DhtInfo { mode, size, buckets }
+        DhtInfo {
+            mode,
+            size,
+            buckets,
+        }
     }
 
     fn dial(&mut self, addr: Multiaddr, reply: Reply<Result<PeerId, DialError>>) {
@@ -352,7 +356,11 @@ impl EventLoop {
                     }));
                 }
             }
-            SwarmEvent::IncomingConnectionError { error, send_back_addr, .. } => {
+            SwarmEvent::IncomingConnectionError {
+                error,
+                send_back_addr,
+                ..
+            } => {
                 tracing::debug!(%send_back_addr, "incoming connection failed: {}", one_line(&error));
             }
             SwarmEvent::NewListenAddr { address, .. } => {
@@ -465,7 +473,12 @@ impl EventLoop {
 
     fn reject(&mut self, peer: PeerId) {
         if self.rejected.len() >= MAX_REJECTED {
-            if let Some(oldest) = self.rejected.iter().min_by_key(|(_, t)| **t).map(|(p, _)| *p) {
+            if let Some(oldest) = self
+                .rejected
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(p, _)| *p)
+            {
                 self.rejected.remove(&oldest);
             }
         }

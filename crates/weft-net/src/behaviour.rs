@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use libp2p::{
     connection_limits::{self, ConnectionLimits},
-    identify, identity::Keypair, kad, mdns, ping,
+    identify,
+    identity::Keypair,
+    kad, mdns, ping,
     swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
     StreamProtocol,
 };
@@ -41,7 +43,9 @@ impl Behaviour {
             .with_max_pending_incoming(Some(64))
             .with_max_pending_outgoing(Some(128))
             .with_max_established_incoming(Some(config.max_peers.saturating_mul(2)))
-            .with_max_established(Some(config.max_peers.saturating_mul(MAX_CONNECTIONS_PER_PEER)))
+            .with_max_established(Some(
+                config.max_peers.saturating_mul(MAX_CONNECTIONS_PER_PEER),
+            ))
             .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER));
 
         let identify = identify::Behaviour::new(
@@ -69,7 +73,10 @@ impl Behaviour {
         });
 
         let mdns = if config.mdns {
-            Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
+            Some(mdns::tokio::Behaviour::new(
+                mdns::Config::default(),
+                peer_id,
+            )?)
         } else {
             None
         };
@@ -89,4 +96,3 @@ impl Behaviour {
         self.kad.kbuckets().map(|b| b.num_entries()).sum()
     }
 }
-

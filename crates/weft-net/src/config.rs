@@ -77,7 +77,9 @@ impl Config {
     pub fn loopback(identity: Identity, network: &str) -> Self {
         Self {
             listen: vec![
-                "/ip4/127.0.0.1/udp/0/quic-v1".parse().expect("static address"),
+                "/ip4/127.0.0.1/udp/0/quic-v1"
+                    .parse()
+                    .expect("static address"),
                 "/ip4/127.0.0.1/tcp/0".parse().expect("static address"),
             ],
             mdns: false,
@@ -112,10 +114,13 @@ pub enum AddrError {
 
 /// Parses a multiaddr, with an error that quotes the input.
 pub fn parse_multiaddr(input: &str) -> Result<Multiaddr, AddrError> {
-    input.trim().parse().map_err(|e: libp2p::multiaddr::Error| AddrError::Malformed {
-        input: input.to_owned(),
-        reason: e.to_string(),
-    })
+    input
+        .trim()
+        .parse()
+        .map_err(|e: libp2p::multiaddr::Error| AddrError::Malformed {
+            input: input.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// Parses a bootstrap address, which must name its peer.

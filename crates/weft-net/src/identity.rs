@@ -25,7 +25,9 @@ pub struct Identity {
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Identity").field("peer_id", &self.peer_id()).finish()
+        f.debug_struct("Identity")
+            .field("peer_id", &self.peer_id())
+            .finish()
     }
 }
 

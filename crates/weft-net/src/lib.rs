@@ -28,8 +28,8 @@ pub use config::{
     with_peer_id, AddrError, Config, DhtMode, DEFAULT_PORT,
 };
 pub use handle::{
-    Bucket, DhtInfo, DialError, Direction, Lookup, NetError, NetworkEvent, NetworkHandle,
-    PeerInfo, StreamError,
+    Bucket, DhtInfo, DialError, Direction, Lookup, NetError, NetworkEvent, NetworkHandle, PeerInfo,
+    StreamError,
 };
 pub use identity::{private_file, Identity, IdentityError};
 pub use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
@@ -172,7 +172,10 @@ pub async fn start(config: Config, registry: &mut Registry) -> Result<Network, S
     {
         let swarm = event_loop.swarm_mut();
         for (full, transport, peer) in &bootstrap {
-            swarm.behaviour_mut().kad.add_address(peer, transport.clone());
+            swarm
+                .behaviour_mut()
+                .kad
+                .add_address(peer, transport.clone());
             if let Err(e) = swarm.dial(full.clone()) {
                 tracing::warn!("cannot dial bootstrap peer {full}: {}", actor::one_line(&e));
             }

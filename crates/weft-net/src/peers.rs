@@ -92,9 +92,7 @@ impl PeerBook {
     }
 
     pub(crate) fn is_ready(&self, peer: &PeerId) -> bool {
-        self.peers
-            .get(peer)
-            .is_some_and(|p| p.identified.is_some())
+        self.peers.get(peer).is_some_and(|p| p.identified.is_some())
     }
 
     /// Peers that have been connected longer than `grace` without proving
@@ -112,7 +110,8 @@ impl PeerBook {
             .peers
             .iter()
             .map(|(id, p)| {
-                let mut addrs: Vec<Multiaddr> = p.connections.iter().map(|c| c.remote.clone()).collect();
+                let mut addrs: Vec<Multiaddr> =
+                    p.connections.iter().map(|c| c.remote.clone()).collect();
                 if let Some(ident) = &p.identified {
                     for a in &ident.listen_addrs {
                         if !addrs.contains(a) {

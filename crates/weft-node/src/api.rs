@@ -11,12 +11,7 @@ mod net;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
-use axum::{
-    http::header,
-    response::IntoResponse,
-    routing::get,
-    Router,
-};
+use axum::{http::header, response::IntoResponse, routing::get, Router};
 use tokio_util::sync::CancellationToken;
 use weft_net::{NetworkHandle, Registry};
 
@@ -46,7 +41,9 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-async fn metrics(axum::extract::State(state): axum::extract::State<ApiState>) -> axum::response::Response {
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+) -> axum::response::Response {
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         Ok(()) => (

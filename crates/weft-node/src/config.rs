@@ -176,7 +176,9 @@ impl NodeConfig {
         Self {
             data_dir,
             listen: vec![
-                "/ip4/127.0.0.1/udp/0/quic-v1".parse().expect("static address"),
+                "/ip4/127.0.0.1/udp/0/quic-v1"
+                    .parse()
+                    .expect("static address"),
                 "/ip4/127.0.0.1/tcp/0".parse().expect("static address"),
             ],
             bootstrap: Vec::new(),
@@ -251,7 +253,10 @@ mod tests {
             bootstrap: vec!["/ip4/127.0.0.1/tcp/1".into()],
             ..Default::default()
         };
-        assert!(resolve(o, FileConfig::default()).unwrap_err().to_string().contains("/p2p"));
+        assert!(resolve(o, FileConfig::default())
+            .unwrap_err()
+            .to_string()
+            .contains("/p2p"));
         let o = Overrides {
             api: Some("0.0.0.0:4720".into()),
             ..Default::default()
@@ -264,13 +269,20 @@ mod tests {
             network: Some("bad name!".into()),
             ..Default::default()
         };
-        assert!(matches!(resolve(o, FileConfig::default()), Err(ConfigError::Network(_))));
+        assert!(matches!(
+            resolve(o, FileConfig::default()),
+            Err(ConfigError::Network(_))
+        ));
     }
 
     #[test]
     fn file_is_parsed_strictly() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(CONFIG_FILE), "network = \"x\"\nmax_peers = 3\n").unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "network = \"x\"\nmax_peers = 3\n",
+        )
+        .unwrap();
         let f = FileConfig::load(dir.path()).unwrap();
         assert_eq!(f.network.as_deref(), Some("x"));
         std::fs::write(dir.path().join(CONFIG_FILE), "netwrok = \"x\"\n").unwrap();

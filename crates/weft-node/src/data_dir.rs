@@ -127,7 +127,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), Data
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,7 +142,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(data.path(TOKEN_FILE)).unwrap().permissions().mode();
+            let mode = fs::metadata(data.path(TOKEN_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

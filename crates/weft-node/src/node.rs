@@ -86,7 +86,9 @@ impl Node {
             Ok(a) => a,
             Err(e) => {
                 network.shutdown().await;
-                return Err(StartError::Network(weft_net::StartError::Transport(e.to_string())));
+                return Err(StartError::Network(weft_net::StartError::Transport(
+                    e.to_string(),
+                )));
             }
         };
 

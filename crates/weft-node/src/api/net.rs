@@ -99,21 +99,28 @@ async fn dial(
             ApiError::new(
                 axum::http::StatusCode::GATEWAY_TIMEOUT,
                 "dial_timeout",
-                format!("dialing {addr} took longer than {}s", DIAL_TIMEOUT.as_secs()),
+                format!(
+                    "dialing {addr} took longer than {}s",
+                    DIAL_TIMEOUT.as_secs()
+                ),
             )
         })?;
     match result {
         Ok(peer) => Ok(Json(DialResponse {
             peer_id: peer.to_string(),
         })),
-        Err(e @ DialError::WrongNetwork { .. }) => Err(ApiError::conflict("wrong_network", e.to_string())),
+        Err(e @ DialError::WrongNetwork { .. }) => {
+            Err(ApiError::conflict("wrong_network", e.to_string()))
+        }
         Err(e @ DialError::SelfDial(_)) => Err(ApiError::conflict("self_dial", e.to_string())),
         Err(e @ DialError::Failed { .. }) => Err(ApiError::new(
             axum::http::StatusCode::BAD_GATEWAY,
             "dial_failed",
             e.to_string(),
         )),
-        Err(e @ (DialError::Busy | DialError::Shutdown)) => Err(ApiError::unavailable(e.to_string())),
+        Err(e @ (DialError::Busy | DialError::Shutdown)) => {
+            Err(ApiError::unavailable(e.to_string()))
+        }
     }
 }
 
@@ -191,7 +198,9 @@ async fn lookup(
         .await
         .map_err(|_| ApiError::unavailable("DHT lookup timed out"))??;
     if !lookup.found {
-        return Err(ApiError::not_found(format!("peer {peer} was not found in the DHT")));
+        return Err(ApiError::not_found(format!(
+            "peer {peer} was not found in the DHT"
+        )));
     }
     Ok(Json(LookupResponse {
         peer_id: peer.to_string(),

@@ -1,0 +1,8 @@
+//! End-to-end tests of the `weft` binary: real processes, real sockets,
+//! loopback only, ephemeral ports.
+
+mod bad_input;
+mod daemon;
+mod discovery;
+mod garbage;
+mod support;
