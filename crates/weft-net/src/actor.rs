@@ -45,6 +45,9 @@ const MAX_REJECTED: usize = 1024;
 const REJECT_FOR: Duration = Duration::from_secs(10 * 60);
 /// A connection must identify within this time or it is closed.
 const IDENTIFY_GRACE: Duration = Duration::from_secs(30);
+/// A peer on another network keeps its connection this long, so both sides
+/// finish identify and learn why they are parting.
+const REJECT_GRACE: Duration = Duration::from_millis(500);
 /// Below this many ready peers, maintenance dials peers from the routing table.
 const TARGET_PEERS: usize = 8;
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
@@ -69,6 +72,8 @@ pub(crate) struct EventLoop {
     pending_lookups: HashMap<kad::QueryId, (PeerId, Reply<Lookup>)>,
     /// Peers on another network, and when we found out.
     rejected: HashMap<PeerId, Instant>,
+    /// Lets timers send commands to this loop without keeping it alive.
+    weak_commands: Option<mpsc::WeakSender<Command>>,
 }
 
 impl EventLoop {
@@ -92,10 +97,12 @@ impl EventLoop {
             awaiting_identify: HashMap::new(),
             pending_lookups: HashMap::new(),
             rejected: HashMap::new(),
+            weak_commands: None,
         }
     }
 
-    pub(crate) async fn run(mut self) {
+    pub(crate) async fn run(mut self, weak: mpsc::WeakSender<Command>) {
+        self.weak_commands = Some(weak);
         let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
         maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut walk = tokio::time::interval_at(
@@ -381,12 +388,16 @@ impl EventLoop {
         endpoint: &ConnectedPoint,
         num_established: u32,
     ) {
-        if self.rejected.contains_key(&peer) {
+        let dialed_by_us = self.pending_dials.remove(&connection_id);
+        if dialed_by_us.is_some() {
+            // Dialed on purpose: identify decides again.
+            self.rejected.remove(&peer);
+        } else if self.rejected.contains_key(&peer) {
+            // Let identify run so the other side learns why, then close.
             tracing::debug!(%peer, "refusing peer from another network");
-            let _ = self.swarm.disconnect_peer_id(peer);
+            self.reject(peer);
             return;
         }
-        let dialed_by_us = self.pending_dials.remove(&connection_id);
         if num_established == 1
             && dialed_by_us.is_none()
             && self.peers.len() >= self.config.max_peers as usize
@@ -441,7 +452,7 @@ impl EventLoop {
             .filter(is_dialable)
             .take(MAX_ADDRS_PER_PEER)
             .collect();
-        let speaks_kad = info.protocols.iter().any(|p| *p == KAD_PROTOCOL);
+        let speaks_kad = info.protocols.contains(&KAD_PROTOCOL);
         if speaks_kad {
             let kad = &mut self.swarm.behaviour_mut().kad;
             for addr in &listen_addrs {
@@ -484,7 +495,17 @@ impl EventLoop {
         }
         self.rejected.insert(peer, Instant::now());
         self.swarm.behaviour_mut().kad.remove_peer(&peer);
-        let _ = self.swarm.disconnect_peer_id(peer);
+        let Some(weak) = self.weak_commands.clone() else {
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
+        };
+        tokio::spawn(async move {
+            tokio::time::sleep(REJECT_GRACE).await;
+            if let Some(commands) = weak.upgrade() {
+                let (reply, _) = tokio::sync::oneshot::channel();
+                let _ = commands.send(Command::Disconnect { peer, reply }).await;
+            }
+        });
     }
 
     fn on_kad(&mut self, event: kad::Event) {

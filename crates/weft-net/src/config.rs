@@ -134,11 +134,11 @@ pub fn parse_bootstrap(input: &str) -> Result<Multiaddr, AddrError> {
 pub fn check_listen(addr: &Multiaddr) -> Result<(), AddrError> {
     let mut it = addr.iter();
     let ip_ok = matches!(it.next(), Some(Protocol::Ip4(_) | Protocol::Ip6(_)));
-    let transport_ok = match (it.next(), it.next(), it.next()) {
-        (Some(Protocol::Tcp(_)), None, None) => true,
-        (Some(Protocol::Udp(_)), Some(Protocol::QuicV1), None) => true,
-        _ => false,
-    };
+    let transport_ok = matches!(
+        (it.next(), it.next(), it.next()),
+        (Some(Protocol::Tcp(_)), None, None)
+            | (Some(Protocol::Udp(_)), Some(Protocol::QuicV1), None)
+    );
     if ip_ok && transport_ok {
         Ok(())
     } else {

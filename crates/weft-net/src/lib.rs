@@ -187,7 +187,7 @@ pub async fn start(config: Config, registry: &mut Registry) -> Result<Network, S
         }
     }
 
-    let task = tokio::spawn(event_loop.run());
+    let task = tokio::spawn(event_loop.run(commands_tx.downgrade()));
     let handle = NetworkHandle {
         commands: commands_tx,
         local_peer_id,

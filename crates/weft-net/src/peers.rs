@@ -61,10 +61,10 @@ impl PeerBook {
         });
     }
 
-    /// Returns true when that was the peer's last connection.
+    /// Returns true when that was the last connection of a peer in the book.
     pub(crate) fn closed(&mut self, peer: &PeerId, id: ConnectionId) -> bool {
         let Some(entry) = self.peers.get_mut(peer) else {
-            return true;
+            return false;
         };
         entry.connections.retain(|c| c.id != id);
         if entry.connections.is_empty() {

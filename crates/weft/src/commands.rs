@@ -12,10 +12,8 @@ pub(crate) fn validate(command: &Command) -> anyhow::Result<()> {
         Command::Dial { multiaddr } => {
             weft_net::parse_multiaddr(multiaddr)?;
         }
-        Command::Disconnect { peer_id } => {
-            if peer_id.parse::<weft_net::PeerId>().is_err() {
-                bail!("{peer_id:?} is not a peer id");
-            }
+        Command::Disconnect { peer_id } if peer_id.parse::<weft_net::PeerId>().is_err() => {
+            bail!("{peer_id:?} is not a peer id");
         }
         _ => {}
     }
