@@ -105,6 +105,8 @@ pub async fn start(config: Config, registry: &mut Registry) -> Result<Network, S
         )
         .map_err(|e| StartError::Transport(e.to_string()))?
         .with_quic()
+        .with_dns()
+        .map_err(|e| StartError::Transport(e.to_string()))?
         .with_bandwidth_metrics(registry)
         .with_behaviour(|key| match behaviour::Behaviour::new(key, &config) {
             Ok(b) => Ok(b),

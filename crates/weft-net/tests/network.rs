@@ -1,7 +1,10 @@
 //! In-process networks of real nodes on 127.0.0.1 (real TCP/QUIC sockets,
 //! one process): DHT lookups across 50+ nodes, and network separation.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use rand::{seq::SliceRandom, Rng};
 use weft_net::{Config, DialError, Identity, Network, NetworkHandle, PeerId, Registry};
@@ -83,6 +86,23 @@ async fn dht_lookup_finds_every_node_among_fifty() {
     .await;
     assert!(ready, "some node never got a routing table entry");
 
+    // Snapshot the routing tables before the lookups fill them, to replay
+    // Kademlia's iterative lookup over them for hop counts (below).
+    let mut tables = HashMap::new();
+    for h in &handles {
+        let dht = h.dht().await.unwrap();
+        let peers: Vec<PeerId> = dht.buckets.into_iter().flat_map(|b| b.peers).collect();
+        tables.insert(h.local_peer_id(), peers);
+    }
+    let mut sizes: Vec<usize> = tables.values().map(Vec::len).collect();
+    sizes.sort_unstable();
+    println!(
+        "routing table sizes before lookups: min {} median {} max {}",
+        sizes[0],
+        sizes[sizes.len() / 2],
+        sizes[sizes.len() - 1]
+    );
+
     // From a random other node, look up every node's peer id.
     let mut order: Vec<usize> = (0..NODES).collect();
     order.shuffle(&mut rng);
@@ -127,9 +147,86 @@ async fn dht_lookup_finds_every_node_among_fifty() {
         ms[ms.len() / 2],
         ms[ms.len() - 1],
     );
+
+    let mut hops = Vec::new();
+    for target in &handles {
+        let target = target.local_peer_id();
+        let source = loop {
+            let s = handles[rng.gen_range(0..NODES)].local_peer_id();
+            if s != target {
+                break s;
+            }
+        };
+        hops.push(simulated_hops(&tables, source, target));
+    }
+    let unreached = hops.iter().filter(|h| h.is_none()).count();
+    let mut hops: Vec<usize> = hops.into_iter().flatten().collect();
+    hops.sort_unstable();
+    println!(
+        "replayed lookups that reach the target over the tables from before the lookups: {}/{}",
+        hops.len(),
+        hops.len() + unreached
+    );
+    if hops.is_empty() {
+        return;
+    }
+    let mean = hops.iter().sum::<usize>() as f64 / hops.len() as f64;
+    println!(
+        "lookup hop counts (replayed over the routing tables as they were before the lookups): min {} median {} max {} mean {mean:.2}; histogram {:?}",
+        hops[0],
+        hops[hops.len() / 2],
+        hops[hops.len() - 1],
+        (0..=hops[hops.len() - 1]).map(|h| hops.iter().filter(|&&x| x == h).count()).collect::<Vec<_>>()
+    );
     for n in nodes {
         n.shutdown().await;
     }
+}
+
+/// Rounds of an iterative Kademlia lookup (alpha 3, k 20) until some answer
+/// names `target`; 0 when the source's own table already has it.
+fn simulated_hops(
+    tables: &HashMap<PeerId, Vec<PeerId>>,
+    source: PeerId,
+    target: PeerId,
+) -> Option<usize> {
+    use libp2p::kad::KBucketKey;
+    let key = KBucketKey::from(target);
+    let closest = |peers: &[PeerId]| {
+        let mut v = peers.to_vec();
+        v.sort_by_key(|p| KBucketKey::from(*p).distance(&key));
+        v.truncate(20);
+        v
+    };
+    let own = tables.get(&source)?;
+    if own.contains(&target) {
+        return Some(0);
+    }
+    let mut known = closest(own);
+    let mut queried = std::collections::HashSet::new();
+    for round in 1..=64 {
+        let batch: Vec<PeerId> = known
+            .iter()
+            .filter(|p| !queried.contains(*p))
+            .take(3)
+            .copied()
+            .collect();
+        if batch.is_empty() {
+            return None;
+        }
+        for peer in batch {
+            queried.insert(peer);
+            let answer = closest(tables.get(&peer).map(Vec::as_slice).unwrap_or(&[]));
+            if answer.contains(&target) {
+                return Some(round);
+            }
+            known.extend(answer);
+        }
+        known.sort_by_key(|p| KBucketKey::from(*p).distance(&key));
+        known.dedup();
+        known.truncate(20);
+    }
+    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,4 +324,30 @@ async fn streams_carry_bytes_and_unknown_protocols_are_refused() {
     assert!(a.handle().listen_addrs().await.is_ok());
     a.shutdown().await;
     b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_peers_is_enforced() {
+    let mut config = Config::loopback(Identity::generate(), "limits");
+    config.max_peers = 2;
+    let mut registry = Registry::default();
+    let hub = weft_net::start(config, &mut registry).await.unwrap();
+    let hub_addr = first_addr(hub.handle()).await;
+
+    let mut others = Vec::new();
+    let mut accepted = 0;
+    for _ in 0..4 {
+        let n = node("limits", vec![], false).await;
+        if n.handle().dial(hub_addr.clone()).await.is_ok() {
+            accepted += 1;
+        }
+        others.push(n);
+    }
+    assert_eq!(accepted, 2, "exactly max_peers dials are accepted");
+    let peers = hub.handle().peers().await.unwrap();
+    assert_eq!(peers.len(), 2, "{peers:?}");
+    for n in others {
+        n.shutdown().await;
+    }
+    hub.shutdown().await;
 }

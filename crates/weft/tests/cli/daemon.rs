@@ -27,7 +27,7 @@ fn keeps_its_peer_id_across_a_restart_and_stops_on_sigterm() {
     assert!(dir.join("api.addr").exists());
 
     let status = first
-        .terminate(Duration::from_secs(5))
+        .signal("TERM", Duration::from_secs(5))
         .expect("the node stops within 5 s of SIGTERM");
     assert!(status.success(), "exit status {status}");
     assert!(
@@ -35,11 +35,17 @@ fn keeps_its_peer_id_across_a_restart_and_stops_on_sigterm() {
         "api.addr is removed on shutdown"
     );
 
-    let second = Daemon::start(&dir, &loopback_args(&network));
+    let mut second = Daemon::start(&dir, &loopback_args(&network));
     assert_eq!(second.peer_id, id);
     let out = second.weft(&["id", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["peer_id"], id.as_str());
+
+    // Ctrl-C (SIGINT) stops it cleanly too.
+    let status = second
+        .signal("INT", Duration::from_secs(5))
+        .expect("the node stops within 5 s of SIGINT");
+    assert!(status.success(), "exit status {status}");
 }
 
 #[test]

@@ -115,10 +115,16 @@ impl Daemon {
             .collect()
     }
 
-    /// Sends SIGTERM and waits for the exit, up to `deadline`.
-    pub(crate) fn terminate(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+    /// Sends a signal ("TERM", "INT") and waits for the exit, up to `deadline`.
+    pub(crate) fn signal(
+        &mut self,
+        signal: &str,
+        deadline: Duration,
+    ) -> Option<std::process::ExitStatus> {
         let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status();
         let until = Instant::now() + deadline;
         while Instant::now() < until {
             if let Ok(Some(status)) = self.child.try_wait() {
