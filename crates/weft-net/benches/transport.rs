@@ -125,7 +125,7 @@ fn main() -> BenchResult<()> {
     let raw = rate(bytes, elapsed);
     let label = format!("raw TCP ({} KiB writes)", RAW_WRITE >> 10);
     println!(
-        "  {label:<38} {raw:6.0} MiB/s  ({:.2} s)",
+        "  {label:<40} {raw:6.0} MiB/s  ({:.2} s)",
         elapsed.as_secs_f64()
     );
     for transport in [Transport::Quic, Transport::Tcp] {
@@ -137,7 +137,7 @@ fn main() -> BenchResult<()> {
             LIBP2P_WRITE >> 10
         );
         println!(
-            "  {label:<38} {mibs:6.0} MiB/s  ({:.2} s) = {:.2}x raw TCP",
+            "  {label:<40} {mibs:6.0} MiB/s  ({:.2} s) = {:.2}x raw TCP",
             elapsed.as_secs_f64(),
             mibs / raw
         );
@@ -291,12 +291,7 @@ fn ms(d: Duration) -> f64 {
 
 /// Median of a sorted, non-empty slice.
 fn median(sorted: &[Duration]) -> Duration {
-    let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 0 {
-        (sorted[mid - 1] + sorted[mid]) / 2
-    } else {
-        sorted[mid]
-    }
+    (sorted[(sorted.len() - 1) / 2] + sorted[sorted.len() / 2]) / 2
 }
 
 /// Nearest-rank percentile of a sorted, non-empty slice.
