@@ -52,6 +52,16 @@ const REJECT_GRACE: Duration = Duration::from_millis(500);
 const TARGET_PEERS: usize = 8;
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Most provider searches in flight at once.
+const MAX_PROVIDER_SEARCHES: usize = 128;
+/// Most providers handed out per search.
+const MAX_PROVIDERS_PER_SEARCH: usize = 64;
+
+struct ProviderSearch {
+    found: mpsc::Sender<PeerId>,
+    seen: std::collections::HashSet<PeerId>,
+}
+
 pub(crate) struct Gauges {
     pub(crate) peers: Gauge,
     pub(crate) dht_size: Gauge,
@@ -70,6 +80,11 @@ pub(crate) struct EventLoop {
     /// Dials that connected and now wait for identify.
     awaiting_identify: HashMap<PeerId, Vec<Reply<Result<PeerId, DialError>>>>,
     pending_lookups: HashMap<kad::QueryId, (PeerId, Reply<Lookup>)>,
+    /// Provider searches, by query.
+    provider_searches: HashMap<kad::QueryId, ProviderSearch>,
+    /// Lookups that resolve a found provider's addresses before it is
+    /// handed out.
+    resolving: HashMap<kad::QueryId, (PeerId, mpsc::Sender<PeerId>)>,
     /// Peers on another network, and when we found out.
     rejected: HashMap<PeerId, Instant>,
     /// Lets timers send commands to this loop without keeping it alive.
@@ -96,6 +111,8 @@ impl EventLoop {
             pending_dials: HashMap::new(),
             awaiting_identify: HashMap::new(),
             pending_lookups: HashMap::new(),
+            provider_searches: HashMap::new(),
+            resolving: HashMap::new(),
             rejected: HashMap::new(),
             weak_commands: None,
         }
@@ -182,7 +199,59 @@ impl EventLoop {
                 let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
                 self.pending_lookups.insert(id, (peer, reply));
             }
+            Command::Provide { key, reply } => {
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .start_providing(kad::RecordKey::new(&key))
+                    .map(|_| ())
+                    .map_err(|e| format!("cannot announce: {e}"));
+                let _ = reply.send(result);
+            }
+            Command::StopProviding { key } => {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .stop_providing(&kad::RecordKey::new(&key));
+            }
+            Command::FindProviders { key, found } => {
+                if self.provider_searches.len() >= MAX_PROVIDER_SEARCHES {
+                    tracing::warn!("too many provider searches in flight; refusing one");
+                    return;
+                }
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_providers(kad::RecordKey::new(&key));
+                self.provider_searches.insert(
+                    id,
+                    ProviderSearch {
+                        found,
+                        seen: Default::default(),
+                    },
+                );
+            }
             Command::Shutdown => {}
+        }
+    }
+
+    /// Hands a provider to its search, resolving its addresses first if the
+    /// swarm cannot dial it yet.
+    fn deliver_provider(&mut self, provider: PeerId, found: mpsc::Sender<PeerId>) {
+        let known = self.swarm.is_connected(&provider)
+            || self
+                .swarm
+                .behaviour_mut()
+                .kad
+                .kbucket(provider)
+                .is_some_and(|b| b.iter().any(|e| *e.node.key.preimage() == provider));
+        if known {
+            let _ = found.try_send(provider);
+        } else if self.resolving.len() < MAX_PROVIDER_SEARCHES * 4 {
+            let id = self.swarm.behaviour_mut().kad.get_closest_peers(provider);
+            self.resolving.insert(id, (provider, found));
         }
     }
 
@@ -512,10 +581,52 @@ impl EventLoop {
         match event {
             kad::Event::OutboundQueryProgressed {
                 id,
+                result: kad::QueryResult::GetProviders(result),
+                step,
+                ..
+            } => {
+                let me = *self.swarm.local_peer_id();
+                let mut deliver = Vec::new();
+                if let Some(search) = self.provider_searches.get_mut(&id) {
+                    if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result {
+                        for p in providers {
+                            if p != me
+                                && search.seen.len() < MAX_PROVIDERS_PER_SEARCH
+                                && search.seen.insert(p)
+                            {
+                                deliver.push((p, search.found.clone()));
+                            }
+                        }
+                    }
+                }
+                if step.last {
+                    // Dropping the sender closes the channel once every
+                    // pending address resolution has finished too.
+                    self.provider_searches.remove(&id);
+                }
+                for (p, found) in deliver {
+                    self.deliver_provider(p, found);
+                }
+            }
+            kad::Event::OutboundQueryProgressed {
+                id,
                 result: kad::QueryResult::GetClosestPeers(result),
                 stats,
                 ..
             } => {
+                if let Some((provider, found)) = self.resolving.remove(&id) {
+                    let peers = match result {
+                        Ok(ok) => ok.peers,
+                        Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                    };
+                    if let Some(info) = peers.into_iter().find(|p| p.peer_id == provider) {
+                        for addr in info.addrs.into_iter().take(MAX_ADDRS_PER_PEER) {
+                            self.swarm.add_peer_address(provider, addr);
+                        }
+                        let _ = found.try_send(provider);
+                    }
+                    return;
+                }
                 let Some((target, reply)) = self.pending_lookups.remove(&id) else {
                     return;
                 };

@@ -64,7 +64,16 @@ impl Behaviour {
         kad_config.set_query_timeout(Duration::from_secs(30));
         kad_config.set_periodic_bootstrap_interval(Some(Duration::from_secs(5 * 60)));
         kad_config.set_max_packet_size(64 * 1024);
-        let store = kad::store::MemoryStore::new(peer_id);
+        // Sized for a node that seeds many blobs: one provided key per shared
+        // file or collection root.
+        let store = kad::store::MemoryStore::with_config(
+            peer_id,
+            kad::store::MemoryStoreConfig {
+                max_provided_keys: 100_000,
+                max_providers_per_key: 32,
+                ..Default::default()
+            },
+        );
         let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
         kad.set_mode(match config.dht_mode {
             DhtMode::Server => Some(kad::Mode::Server),

@@ -35,6 +35,17 @@ pub(crate) enum Command {
         peer: PeerId,
         reply: Reply<Lookup>,
     },
+    Provide {
+        key: Vec<u8>,
+        reply: Reply<Result<(), String>>,
+    },
+    StopProviding {
+        key: Vec<u8>,
+    },
+    FindProviders {
+        key: Vec<u8>,
+        found: mpsc::Sender<PeerId>,
+    },
     Shutdown,
 }
 
@@ -200,6 +211,35 @@ impl NetworkHandle {
     /// Looks a peer up through the DHT.
     pub async fn find_peer(&self, peer: PeerId) -> Result<Lookup, NetError> {
         self.call(|reply| Command::FindPeer { peer, reply }).await
+    }
+
+    /// Announces in the DHT that this node provides `key` (a content root
+    /// hash). Kademlia re-announces it periodically.
+    pub async fn provide(&self, key: Vec<u8>) -> Result<(), String> {
+        self.call(|reply| Command::Provide { key, reply })
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    /// Withdraws a [`NetworkHandle::provide`] announcement.
+    pub async fn stop_providing(&self, key: Vec<u8>) -> Result<(), NetError> {
+        self.commands
+            .send(Command::StopProviding { key })
+            .await
+            .map_err(|_| NetError::Shutdown)
+    }
+
+    /// Searches the DHT for providers of `key`. Providers arrive on the
+    /// returned channel as they are found (with their addresses known to the
+    /// swarm, so they can be dialed by peer id); it closes when the search
+    /// ends.
+    pub async fn find_providers(&self, key: Vec<u8>) -> Result<mpsc::Receiver<PeerId>, NetError> {
+        let (found, rx) = mpsc::channel(64);
+        self.commands
+            .send(Command::FindProviders { key, found })
+            .await
+            .map_err(|_| NetError::Shutdown)?;
+        Ok(rx)
     }
 
     /// Events for other services. Slow receivers miss events (bounded buffer).

@@ -1,0 +1,750 @@
+//! The blob store: verified content on disk, indexed in redb.
+//!
+//! Each blob is two files under `<data dir>/blobs/`: `<hash>.data` holds the
+//! bytes (sparse while partial) and `<hash>.obao` the pre-order BLAKE3
+//! outboard (the hash tree above 16 KiB chunk groups), so any byte range can
+//! be served and verified on its own. The redb index (`index.redb`) records
+//! each blob's size, state, pin and last use, and for partial blobs the chunk
+//! ranges that were verified.
+//!
+//! Crash safety: an import writes temp files, fsyncs and renames them, then
+//! commits the index. A download writes only verified chunks (bao-tree
+//! checks every chunk group against the root before it is written), fsyncs,
+//! then records the new ranges in one redb transaction. After a crash the
+//! index never claims more than what is on disk; unrecorded data is simply
+//! fetched again. Leftover temp files are removed at open.
+//!
+//! The [`Store`] is a cheap clone around shared state; its methods block
+//! (file and database I/O), so async callers use `spawn_blocking`.
+
+mod tables;
+
+use std::{
+    collections::HashMap,
+    fs::{self, File},
+    io::{self, Read, Write},
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use bao_tree::{io::outboard::PreOrderOutboard, BaoTree, BlockSize, ChunkNum, ChunkRanges};
+use redb::{ReadableDatabase, ReadableTable};
+use serde::Serialize;
+
+use crate::{ticket::BlobKind, Hash};
+use tables::{EntryRecord, BLOBS, RANGES};
+
+/// Chunk groups of 16 KiB: the unit of verification and of the outboard.
+pub const BLOCK_SIZE: BlockSize = BlockSize::from_chunk_log(4);
+/// Largest blob we accept, from a peer or from disk (1 TiB).
+pub const MAX_BLOB_SIZE: u64 = 1 << 40;
+
+/// A blob as the store reports it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub hash: Hash,
+    pub size: u64,
+    pub kind: BlobKind,
+    pub name: Option<String>,
+    pub complete: bool,
+    pub pinned: bool,
+    /// Bytes verified so far (equals `size` when complete).
+    pub verified_bytes: u64,
+    /// Unix seconds of the last use.
+    pub last_used: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("blob store database: {0}")]
+    Db(String),
+    #[error("blob {0} is not in the store")]
+    NotFound(Hash),
+    #[error("blob {0} is not complete")]
+    Incomplete(Hash),
+    #[error("{size} bytes is larger than the largest blob weft accepts ({MAX_BLOB_SIZE} bytes)")]
+    TooLarge { size: u64 },
+    #[error("the store quota of {quota} bytes is full: {need} more bytes are needed and nothing unpinned can be evicted")]
+    QuotaExceeded { need: u64, quota: u64 },
+    #[error("blob {hash}: {reason}")]
+    Corrupt { hash: Hash, reason: String },
+}
+
+impl StoreError {
+    fn io(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+        move |source| StoreError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+fn db_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    db: redb::Database,
+    quota: Option<u64>,
+    /// Bytes of all blobs in the index (partial ones at full size).
+    total: AtomicU64,
+    /// Blobs being fetched or served: never evicted.
+    in_use: Mutex<HashMap<Hash, usize>>,
+    /// Serializes read-modify-write of range records.
+    ranges_lock: Mutex<()>,
+}
+
+/// Keeps a blob from eviction while alive.
+pub struct UseGuard {
+    store: Store,
+    hash: Hash,
+}
+
+impl Drop for UseGuard {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.store.inner.in_use.lock() {
+            if let Some(n) = map.get_mut(&self.hash) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&self.hash);
+                }
+            }
+        }
+    }
+}
+
+/// Open handles for reading a blob's data and outboard.
+pub struct BlobReader {
+    pub hash: Hash,
+    pub size: u64,
+    pub data: File,
+    pub outboard: PreOrderOutboard<File>,
+    /// Chunk ranges that are verified and may be served.
+    pub valid: ChunkRanges,
+}
+
+impl BlobReader {
+    pub fn tree(&self) -> BaoTree {
+        BaoTree::new(self.size, BLOCK_SIZE)
+    }
+
+    /// Whether bytes `start..end` are all verified.
+    pub fn has_bytes(&self, start: u64, end: u64) -> bool {
+        if start >= end {
+            return true;
+        }
+        let chunks = ChunkRanges::from(ChunkNum::full_chunks(start)..ChunkNum::chunks(end));
+        chunks.is_subset(&self.valid)
+    }
+}
+
+/// Files for writing verified chunks of a blob being downloaded.
+pub struct PartialTargets {
+    pub data: File,
+    pub outboard: PreOrderOutboard<File>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path, quota: Option<u64>) -> Result<Self, StoreError> {
+        fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
+        let db_path = dir.join("index.redb");
+        let db = redb::Database::create(&db_path)
+            .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", db_path.display())))?;
+        {
+            let tx = db.begin_write().map_err(db_err)?;
+            tx.open_table(BLOBS).map_err(db_err)?;
+            tx.open_table(RANGES).map_err(db_err)?;
+            tx.commit().map_err(db_err)?;
+        }
+        // Leftovers of imports interrupted by a crash.
+        if let Ok(entries) = fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().ends_with(".tmp") {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        let store = Self {
+            inner: Arc::new(Inner {
+                dir: dir.to_owned(),
+                db,
+                quota,
+                total: AtomicU64::new(0),
+                in_use: Mutex::new(HashMap::new()),
+                ranges_lock: Mutex::new(()),
+            }),
+        };
+        let total = store.list()?.iter().map(|b| b.size).sum();
+        store.inner.total.store(total, Ordering::Relaxed);
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn quota(&self) -> Option<u64> {
+        self.inner.quota
+    }
+
+    /// Bytes of all blobs in the store.
+    pub fn total_bytes(&self) -> u64 {
+        self.inner.total.load(Ordering::Relaxed)
+    }
+
+    fn data_path(&self, hash: &Hash) -> PathBuf {
+        self.inner.dir.join(format!("{}.data", hash.to_hex()))
+    }
+
+    fn outboard_path(&self, hash: &Hash) -> PathBuf {
+        self.inner.dir.join(format!("{}.obao", hash.to_hex()))
+    }
+
+    /// Marks a blob as in use (not evictable) until the guard drops.
+    pub fn hold(&self, hash: Hash) -> UseGuard {
+        if let Ok(mut map) = self.inner.in_use.lock() {
+            *map.entry(hash).or_insert(0) += 1;
+        }
+        UseGuard {
+            store: self.clone(),
+            hash,
+        }
+    }
+
+    fn is_in_use(&self, hash: &Hash) -> bool {
+        self.inner
+            .in_use
+            .lock()
+            .map(|m| m.contains_key(hash))
+            .unwrap_or(true)
+    }
+
+    fn record(&self, hash: &Hash) -> Result<Option<EntryRecord>, StoreError> {
+        let tx = self.inner.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(BLOBS).map_err(db_err)?;
+        let Some(value) = table.get(tables::key(hash)).map_err(db_err)? else {
+            return Ok(None);
+        };
+        EntryRecord::decode(value.value())
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt {
+                hash: *hash,
+                reason: "unreadable index entry".into(),
+            })
+    }
+
+    fn stored_ranges(&self, hash: &Hash) -> Result<ChunkRanges, StoreError> {
+        let tx = self.inner.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(RANGES).map_err(db_err)?;
+        Ok(table
+            .get(tables::key(hash))
+            .map_err(db_err)?
+            .map(|v| tables::decode_ranges(v.value()))
+            .unwrap_or_else(ChunkRanges::empty))
+    }
+
+    fn info_from(&self, hash: Hash, rec: &EntryRecord) -> Result<BlobInfo, StoreError> {
+        let verified_bytes = if rec.complete {
+            rec.size
+        } else {
+            verified_bytes(&self.stored_ranges(&hash)?, rec.size)
+        };
+        Ok(BlobInfo {
+            hash,
+            size: rec.size,
+            kind: rec.kind,
+            name: rec.name.clone(),
+            complete: rec.complete,
+            pinned: rec.pinned,
+            verified_bytes,
+            last_used: rec.last_used,
+        })
+    }
+
+    pub fn info(&self, hash: &Hash) -> Result<Option<BlobInfo>, StoreError> {
+        match self.record(hash)? {
+            Some(rec) => Ok(Some(self.info_from(*hash, &rec)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<BlobInfo>, StoreError> {
+        let tx = self.inner.db.begin_read().map_err(db_err)?;
+        let blobs = tx.open_table(BLOBS).map_err(db_err)?;
+        let ranges = tx.open_table(RANGES).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in blobs.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            let hash = Hash::from_bytes(k.value());
+            let Some(rec) = EntryRecord::decode(v.value()) else {
+                tracing::warn!(%hash, "skipping unreadable index entry");
+                continue;
+            };
+            let verified_bytes = if rec.complete {
+                rec.size
+            } else {
+                let r = ranges
+                    .get(k.value())
+                    .map_err(db_err)?
+                    .map(|v| tables::decode_ranges(v.value()))
+                    .unwrap_or_else(ChunkRanges::empty);
+                verified_bytes(&r, rec.size)
+            };
+            out.push(BlobInfo {
+                hash,
+                size: rec.size,
+                kind: rec.kind,
+                name: rec.name,
+                complete: rec.complete,
+                pinned: rec.pinned,
+                verified_bytes,
+                last_used: rec.last_used,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Imports a file: hashes it, copies it into the store with its
+    /// outboard, and indexes it.
+    pub fn import_file(
+        &self,
+        path: &Path,
+        kind: BlobKind,
+        name: Option<String>,
+    ) -> Result<BlobInfo, StoreError> {
+        let file = File::open(path).map_err(StoreError::io(path))?;
+        let size = file.metadata().map_err(StoreError::io(path))?.len();
+        self.import_reader(file, size, kind, name)
+    }
+
+    /// Imports bytes held in memory.
+    pub fn import_bytes(
+        &self,
+        bytes: &[u8],
+        kind: BlobKind,
+        name: Option<String>,
+    ) -> Result<BlobInfo, StoreError> {
+        self.import_reader(bytes, bytes.len() as u64, kind, name)
+    }
+
+    /// Imports `size` bytes from `reader`.
+    pub fn import_reader(
+        &self,
+        reader: impl Read,
+        size: u64,
+        kind: BlobKind,
+        name: Option<String>,
+    ) -> Result<BlobInfo, StoreError> {
+        if size > MAX_BLOB_SIZE {
+            return Err(StoreError::TooLarge { size });
+        }
+        self.ensure_space(size, None)?;
+        let suffix: u64 = rand::random();
+        let tmp_data = self
+            .inner
+            .dir
+            .join(format!("import-{suffix:016x}.data.tmp"));
+        let tmp_obao = self
+            .inner
+            .dir
+            .join(format!("import-{suffix:016x}.obao.tmp"));
+        let result = self.import_into_temp(reader, size, &tmp_data, &tmp_obao);
+        let hash = match result {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp_data);
+                let _ = fs::remove_file(&tmp_obao);
+                return Err(e);
+            }
+        };
+        let data_path = self.data_path(&hash);
+        let obao_path = self.outboard_path(&hash);
+        let existing = self.record(&hash)?;
+        if existing.as_ref().is_some_and(|r| r.complete) {
+            let _ = fs::remove_file(&tmp_data);
+            let _ = fs::remove_file(&tmp_obao);
+        } else {
+            fs::rename(&tmp_obao, &obao_path).map_err(StoreError::io(&obao_path))?;
+            fs::rename(&tmp_data, &data_path).map_err(StoreError::io(&data_path))?;
+            sync_dir(&self.inner.dir);
+        }
+        let rec = EntryRecord {
+            size,
+            complete: true,
+            pinned: existing.as_ref().is_some_and(|r| r.pinned),
+            kind,
+            name: name.or_else(|| existing.as_ref().and_then(|r| r.name.clone())),
+            last_used: now(),
+        };
+        self.write_record(&hash, &rec, true)?;
+        if existing.is_none() {
+            self.inner.total.fetch_add(size, Ordering::Relaxed);
+        }
+        self.info_from(hash, &rec)
+    }
+
+    fn import_into_temp(
+        &self,
+        reader: impl Read,
+        size: u64,
+        tmp_data: &Path,
+        tmp_obao: &Path,
+    ) -> Result<Hash, StoreError> {
+        let mut data_file = File::create(tmp_data).map_err(StoreError::io(tmp_data))?;
+        let obao_file = File::create(tmp_obao).map_err(StoreError::io(tmp_obao))?;
+        let tree = BaoTree::new(size, BLOCK_SIZE);
+        let mut outboard = PreOrderOutboard {
+            root: blake3::hash(&[]),
+            tree,
+            data: obao_file,
+        };
+        let mut tee = Tee {
+            inner: reader.take(size),
+            copy: &mut data_file,
+            seen: 0,
+        };
+        let root = bao_tree::io::sync::outboard(&mut tee, tree, &mut outboard)
+            .map_err(StoreError::io(tmp_data))?;
+        if tee.seen != size {
+            return Err(StoreError::Io {
+                path: tmp_data.to_owned(),
+                source: io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("expected {size} bytes, read {}", tee.seen),
+                ),
+            });
+        }
+        data_file.sync_all().map_err(StoreError::io(tmp_data))?;
+        outboard.data.sync_all().map_err(StoreError::io(tmp_obao))?;
+        Ok(Hash::from(root))
+    }
+
+    fn write_record(
+        &self,
+        hash: &Hash,
+        rec: &EntryRecord,
+        clear_ranges: bool,
+    ) -> Result<(), StoreError> {
+        let tx = self.inner.db.begin_write().map_err(db_err)?;
+        {
+            let mut blobs = tx.open_table(BLOBS).map_err(db_err)?;
+            blobs
+                .insert(tables::key(hash), rec.encode().as_slice())
+                .map_err(db_err)?;
+            if clear_ranges {
+                let mut ranges = tx.open_table(RANGES).map_err(db_err)?;
+                ranges.remove(tables::key(hash)).map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    pub fn set_pinned(&self, hash: &Hash, pinned: bool) -> Result<BlobInfo, StoreError> {
+        let mut rec = self.record(hash)?.ok_or(StoreError::NotFound(*hash))?;
+        rec.pinned = pinned;
+        self.write_record(hash, &rec, false)?;
+        self.info_from(*hash, &rec)
+    }
+
+    /// Records a use, for least-recently-used eviction.
+    pub fn touch(&self, hash: &Hash) -> Result<(), StoreError> {
+        if let Some(mut rec) = self.record(hash)? {
+            let t = now();
+            if rec.last_used != t {
+                rec.last_used = t;
+                self.write_record(hash, &rec, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a blob's index entry and files.
+    pub fn remove(&self, hash: &Hash) -> Result<(), StoreError> {
+        let rec = self.record(hash)?.ok_or(StoreError::NotFound(*hash))?;
+        let tx = self.inner.db.begin_write().map_err(db_err)?;
+        {
+            let mut blobs = tx.open_table(BLOBS).map_err(db_err)?;
+            blobs.remove(tables::key(hash)).map_err(db_err)?;
+            let mut ranges = tx.open_table(RANGES).map_err(db_err)?;
+            ranges.remove(tables::key(hash)).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)?;
+        let _ = fs::remove_file(self.data_path(hash));
+        let _ = fs::remove_file(self.outboard_path(hash));
+        self.inner
+            .total
+            .fetch_sub(rec.size.min(self.total_bytes()), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Makes room for `need` more bytes under the quota by evicting the least
+    /// recently used blobs that are unpinned and not in use. `keep` is never
+    /// evicted.
+    pub fn ensure_space(&self, need: u64, keep: Option<&Hash>) -> Result<(), StoreError> {
+        let Some(quota) = self.inner.quota else {
+            return Ok(());
+        };
+        if self.total_bytes().saturating_add(need) <= quota {
+            return Ok(());
+        }
+        let mut candidates: Vec<BlobInfo> = self
+            .list()?
+            .into_iter()
+            .filter(|b| !b.pinned && Some(&b.hash) != keep && !self.is_in_use(&b.hash))
+            .collect();
+        candidates.sort_by_key(|b| b.last_used);
+        for blob in candidates {
+            if self.total_bytes().saturating_add(need) <= quota {
+                break;
+            }
+            tracing::info!(hash = %blob.hash, size = blob.size, "evicting to stay under the store quota");
+            self.remove(&blob.hash)?;
+        }
+        if self.total_bytes().saturating_add(need) <= quota {
+            Ok(())
+        } else {
+            Err(StoreError::QuotaExceeded { need, quota })
+        }
+    }
+
+    /// Opens a blob for reading, partial or complete.
+    pub fn reader(&self, hash: &Hash) -> Result<Option<BlobReader>, StoreError> {
+        let Some(rec) = self.record(hash)? else {
+            return Ok(None);
+        };
+        let valid = if rec.complete {
+            ChunkRanges::all()
+        } else {
+            self.stored_ranges(hash)?
+        };
+        let data_path = self.data_path(hash);
+        let obao_path = self.outboard_path(hash);
+        let data = File::open(&data_path).map_err(StoreError::io(&data_path))?;
+        let obao = File::open(&obao_path).map_err(StoreError::io(&obao_path))?;
+        Ok(Some(BlobReader {
+            hash: *hash,
+            size: rec.size,
+            data,
+            outboard: PreOrderOutboard {
+                root: (*hash).into(),
+                tree: BaoTree::new(rec.size, BLOCK_SIZE),
+                data: obao,
+            },
+            valid,
+        }))
+    }
+
+    /// Reads a whole complete blob into memory, up to `limit` bytes.
+    pub fn read_to_vec(&self, hash: &Hash, limit: u64) -> Result<Vec<u8>, StoreError> {
+        let rec = self.record(hash)?.ok_or(StoreError::NotFound(*hash))?;
+        if !rec.complete {
+            return Err(StoreError::Incomplete(*hash));
+        }
+        if rec.size > limit {
+            return Err(StoreError::TooLarge { size: rec.size });
+        }
+        let path = self.data_path(hash);
+        let mut buf = Vec::with_capacity(rec.size as usize);
+        File::open(&path)
+            .and_then(|f| f.take(rec.size).read_to_end(&mut buf))
+            .map_err(StoreError::io(&path))?;
+        Ok(buf)
+    }
+
+    /// Path of a complete blob's data file (for export by copy).
+    pub fn data_file(&self, hash: &Hash) -> Result<PathBuf, StoreError> {
+        let rec = self.record(hash)?.ok_or(StoreError::NotFound(*hash))?;
+        if !rec.complete {
+            return Err(StoreError::Incomplete(*hash));
+        }
+        Ok(self.data_path(hash))
+    }
+
+    /// Opens (creating if needed) the files of a blob being downloaded with
+    /// the given size. Nothing is indexed until [`Store::add_verified`].
+    pub fn partial_targets(&self, hash: &Hash, size: u64) -> Result<PartialTargets, StoreError> {
+        if size > MAX_BLOB_SIZE {
+            return Err(StoreError::TooLarge { size });
+        }
+        let tree = BaoTree::new(size, BLOCK_SIZE);
+        let data_path = self.data_path(hash);
+        let obao_path = self.outboard_path(hash);
+        let open = |p: &Path| {
+            fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(p)
+                .map_err(StoreError::io(p))
+        };
+        let data = open(&data_path)?;
+        let obao = open(&obao_path)?;
+        if data.metadata().map_err(StoreError::io(&data_path))?.len() != size {
+            data.set_len(size).map_err(StoreError::io(&data_path))?;
+        }
+        if obao.metadata().map_err(StoreError::io(&obao_path))?.len() != tree.outboard_size() {
+            obao.set_len(tree.outboard_size())
+                .map_err(StoreError::io(&obao_path))?;
+        }
+        Ok(PartialTargets {
+            data,
+            outboard: PreOrderOutboard {
+                root: (*hash).into(),
+                tree,
+                data: obao,
+            },
+        })
+    }
+
+    /// Records chunk ranges of a partial blob as verified (the caller has
+    /// written and verified them). Files are synced first. Returns the
+    /// blob's state afterwards.
+    pub fn add_verified(
+        &self,
+        hash: &Hash,
+        size: u64,
+        kind: BlobKind,
+        name: Option<String>,
+        added: &ChunkRanges,
+    ) -> Result<BlobInfo, StoreError> {
+        let _guard = self
+            .inner
+            .ranges_lock
+            .lock()
+            .map_err(|_| StoreError::Db("lock poisoned".into()))?;
+        for path in [self.data_path(hash), self.outboard_path(hash)] {
+            File::open(&path)
+                .and_then(|f| f.sync_data())
+                .map_err(StoreError::io(&path))?;
+        }
+        let existing = self.record(hash)?;
+        if let Some(rec) = &existing {
+            if rec.size != size {
+                return Err(StoreError::Corrupt {
+                    hash: *hash,
+                    reason: format!("size {size} does not match the stored size {}", rec.size),
+                });
+            }
+            if rec.complete {
+                return self.info_from(*hash, rec);
+            }
+        } else {
+            self.ensure_space(size, Some(hash))?;
+        }
+        let tree = BaoTree::new(size, BLOCK_SIZE);
+        let all = ChunkRanges::from(ChunkNum(0)..tree.chunks());
+        let mut ranges = self.stored_ranges(hash)? | added.clone();
+        ranges &= all.clone();
+        let complete = all.is_subset(&ranges);
+        let rec = EntryRecord {
+            size,
+            complete,
+            pinned: existing.as_ref().is_some_and(|r| r.pinned),
+            kind,
+            name: name.or_else(|| existing.as_ref().and_then(|r| r.name.clone())),
+            last_used: now(),
+        };
+        let tx = self.inner.db.begin_write().map_err(db_err)?;
+        {
+            let mut blobs = tx.open_table(BLOBS).map_err(db_err)?;
+            blobs
+                .insert(tables::key(hash), rec.encode().as_slice())
+                .map_err(db_err)?;
+            let mut table = tx.open_table(RANGES).map_err(db_err)?;
+            if complete {
+                table.remove(tables::key(hash)).map_err(db_err)?;
+            } else {
+                table
+                    .insert(tables::key(hash), tables::encode_ranges(&ranges).as_slice())
+                    .map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)?;
+        if existing.is_none() {
+            self.inner.total.fetch_add(size, Ordering::Relaxed);
+        }
+        self.info_from(*hash, &rec)
+    }
+
+    /// Removes the files of a blob that has no index entry (a download whose
+    /// first response failed verification).
+    pub fn discard_unindexed(&self, hash: &Hash) -> Result<(), StoreError> {
+        if self.record(hash)?.is_none() {
+            let _ = fs::remove_file(self.data_path(hash));
+            let _ = fs::remove_file(self.outboard_path(hash));
+        }
+        Ok(())
+    }
+
+    /// Verified chunk ranges and size of a blob, if present.
+    pub fn valid_ranges(&self, hash: &Hash) -> Result<Option<(u64, ChunkRanges)>, StoreError> {
+        let Some(rec) = self.record(hash)? else {
+            return Ok(None);
+        };
+        let tree = BaoTree::new(rec.size, BLOCK_SIZE);
+        let ranges = if rec.complete {
+            ChunkRanges::from(ChunkNum(0)..tree.chunks())
+        } else {
+            self.stored_ranges(hash)?
+        };
+        Ok(Some((rec.size, ranges)))
+    }
+}
+
+/// Bytes covered by `ranges` in a blob of `size` bytes.
+pub fn verified_bytes(ranges: &ChunkRanges, size: u64) -> u64 {
+    let mut total = 0u64;
+    for r in ranges.iter() {
+        let (start, end) = match r {
+            range_collections::range_set::RangeSetRange::Range(r) => {
+                (r.start.to_bytes(), r.end.to_bytes())
+            }
+            range_collections::range_set::RangeSetRange::RangeFrom(r) => (r.start.to_bytes(), size),
+        };
+        total += end.min(size).saturating_sub(start.min(size));
+    }
+    total
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Reads from `inner` while copying every byte into `copy`.
+struct Tee<'a, R> {
+    inner: R,
+    copy: &'a mut File,
+    seen: u64,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        self.seen += n as u64;
+        Ok(n)
+    }
+}

@@ -1,0 +1,359 @@
+//! Both ends of one blob request: [`serve`] answers requests from peers out
+//! of the store; [`fetch_ranges`] asks one peer for chunk ranges and writes
+//! what verifies into the store.
+//!
+//! The bao encoding and decoding are synchronous (bao-tree's `io::sync`), so
+//! they run on blocking threads, bridged to the libp2p stream with
+//! `SyncIoBridge`. Serving is bounded by a semaphore: a peer that finds no
+//! free slot gets a `Busy` answer instead of a queue.
+
+use std::{
+    io::{self, BufReader, BufWriter, Write},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use bao_tree::{
+    io::sync::{decode_ranges, encode_ranges_validated, WriteAt},
+    ChunkRanges,
+};
+use futures::{AsyncWriteExt, StreamExt};
+use tokio::sync::Semaphore;
+use tokio_util::{
+    compat::{FuturesAsyncReadCompatExt, FuturesAsyncWriteCompatExt},
+    io::SyncIoBridge,
+};
+use weft_net::{IncomingStreams, NetworkHandle, PeerId, Stream};
+
+use crate::{
+    protocol::{self, normalize, ProtocolError, Request, ResponseHeader, PROTOCOL},
+    store::{Store, StoreError},
+    ticket::BlobKind,
+    Hash,
+};
+
+/// Most requests served at once.
+pub const MAX_CONCURRENT_SERVES: usize = 32;
+/// Time a peer gets to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a provider gets to answer with a header.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(20);
+const IO_BUFFER: usize = 256 * 1024;
+
+/// A deliberate fault in the blob server, for tests of bad providers. Off
+/// unless a node is started with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Flip bits in the encoded data sent to peers.
+    CorruptData,
+}
+
+/// Counters of the serving side.
+#[derive(Debug, Default)]
+pub struct ServeStats {
+    pub bytes_sent: AtomicU64,
+    pub requests: AtomicU64,
+    pub busy: AtomicU64,
+}
+
+/// Answers blob requests until `incoming` ends.
+pub async fn serve(
+    store: Store,
+    mut incoming: IncomingStreams,
+    fault: Fault,
+    stats: Arc<ServeStats>,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_SERVES));
+    while let Some((peer, mut stream)) = incoming.next().await {
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            stats.busy.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                if let Ok(Ok(_)) =
+                    tokio::time::timeout(REQUEST_TIMEOUT, Request::read(&mut stream)).await
+                {
+                    let _ = ResponseHeader::Busy.write(&mut stream).await;
+                }
+                let _ = stream.close().await;
+            });
+            continue;
+        };
+        let store = store.clone();
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_one(store, stream, fault, &stats).await {
+                tracing::debug!(%peer, "blob request failed: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_one(
+    store: Store,
+    mut stream: Stream,
+    fault: Fault,
+    stats: &ServeStats,
+) -> Result<(), ProtocolError> {
+    let request = tokio::time::timeout(REQUEST_TIMEOUT, Request::read(&mut stream))
+        .await
+        .map_err(|_| {
+            ProtocolError::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no request in time",
+            ))
+        })??;
+    let hash = request.hash;
+    let _guard = store.hold(hash);
+    let lookup_store = store.clone();
+    let reader = tokio::task::spawn_blocking(move || lookup_store.reader(&hash))
+        .await
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let reader = match reader {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            ResponseHeader::NotFound.write(&mut stream).await?;
+            stream.close().await?;
+            return Ok(());
+        }
+        Err(e) => {
+            tracing::warn!(%hash, "cannot open blob for serving: {e}");
+            ResponseHeader::NotFound.write(&mut stream).await?;
+            stream.close().await?;
+            return Ok(());
+        }
+    };
+    let wanted = normalize(&request.ranges, reader.size);
+    let served = wanted & reader.valid.clone();
+    ResponseHeader::Found {
+        size: reader.size,
+        ranges: served.clone(),
+    }
+    .write(&mut stream)
+    .await?;
+    if served.is_empty() {
+        stream.close().await?;
+        return Ok(());
+    }
+    let sink = SyncIoBridge::new(stream.compat_write());
+    let sent = tokio::task::spawn_blocking(move || -> io::Result<(u64, SyncIoBridge<_>)> {
+        let counting = Counting {
+            inner: sink,
+            count: 0,
+            fault,
+        };
+        let mut writer = BufWriter::with_capacity(IO_BUFFER, counting);
+        encode_ranges_validated(&reader.data, &reader.outboard, &served, &mut writer)
+            .map_err(|e| io::Error::other(format!("{e:?}")))?;
+        writer.flush()?;
+        let counting = writer.into_inner().map_err(|e| e.into_error())?;
+        Ok((counting.count, counting.inner))
+    })
+    .await
+    .map_err(|e| io::Error::other(e.to_string()))??;
+    stats.bytes_sent.fetch_add(sent.0, Ordering::Relaxed);
+    let mut stream = sent.1.into_inner().into_inner();
+    stream.close().await?;
+    Ok(())
+}
+
+/// Counts bytes written and applies the configured fault.
+struct Counting<W> {
+    inner: W,
+    count: u64,
+    fault: Fault,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.fault == Fault::CorruptData && !buf.is_empty() {
+            let mut bad = buf.to_vec();
+            for (i, b) in bad.iter_mut().enumerate() {
+                if (self.count + i as u64) % 1021 == 7 {
+                    *b ^= 0x5a;
+                }
+            }
+            let n = self.inner.write(&bad)?;
+            self.count += n as u64;
+            return Ok(n);
+        }
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// What one request delivered.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub size: u64,
+    /// Chunk ranges that were received and verified.
+    pub ranges: ChunkRanges,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("peer does not have the blob")]
+    NotFound,
+    #[error("peer is busy")]
+    Busy,
+    /// The peer sent data that failed verification or broke the protocol:
+    /// its fault.
+    #[error("peer sent bad data: {0}")]
+    BadData(String),
+    /// The connection failed or timed out: not necessarily the peer's fault.
+    #[error("transfer failed: {0}")]
+    Stream(String),
+    /// Our side failed (disk, database).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ProtocolError> for TransferError {
+    fn from(e: ProtocolError) -> Self {
+        match e {
+            ProtocolError::Io(io) => TransferError::Stream(io.to_string()),
+            other => TransferError::BadData(other.to_string()),
+        }
+    }
+}
+
+/// Where a fetch writes what it receives.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub hash: Hash,
+    pub kind: BlobKind,
+    pub name: Option<String>,
+    /// The blob's size, once proven by an earlier response.
+    pub known_size: Option<u64>,
+}
+
+/// Asks `peer` for `ranges` of a blob and stores every verified chunk group.
+/// `progress` counts bytes written.
+pub async fn fetch_ranges(
+    net: &NetworkHandle,
+    store: &Store,
+    peer: PeerId,
+    dest: &Destination,
+    ranges: &ChunkRanges,
+    progress: Arc<AtomicU64>,
+) -> Result<Received, TransferError> {
+    let mut stream = net
+        .open_stream(peer, PROTOCOL)
+        .await
+        .map_err(|e| TransferError::Stream(e.to_string()))?;
+    let request = Request {
+        hash: dest.hash,
+        ranges: ranges.clone(),
+    };
+    stream
+        .write_all(&request.encode()?)
+        .await
+        .map_err(|e| TransferError::Stream(e.to_string()))?;
+    stream
+        .flush()
+        .await
+        .map_err(|e| TransferError::Stream(e.to_string()))?;
+    let header = tokio::time::timeout(HEADER_TIMEOUT, ResponseHeader::read(&mut stream))
+        .await
+        .map_err(|_| TransferError::Stream("no answer in time".into()))??;
+    let (size, served) = match header {
+        ResponseHeader::NotFound => return Err(TransferError::NotFound),
+        ResponseHeader::Busy => return Err(TransferError::Busy),
+        ResponseHeader::Found { size, ranges } => (size, ranges),
+    };
+    if let Some(known) = dest.known_size {
+        if known != size {
+            return Err(TransferError::BadData(format!(
+                "claims size {size}, the blob has {known} bytes"
+            )));
+        }
+    }
+    let wanted = normalize(ranges, size);
+    if !served.is_subset(&wanted) {
+        return Err(TransferError::BadData(
+            "sent ranges that were not asked for".into(),
+        ));
+    }
+    if dest.known_size.is_none() {
+        let proof = normalize(&protocol::last_chunk(), size);
+        if !proof.is_subset(&served) {
+            return Err(TransferError::BadData("did not prove the size".into()));
+        }
+    }
+    if served.is_empty() {
+        return Ok(Received {
+            size,
+            ranges: served,
+        });
+    }
+
+    let hash = dest.hash;
+    let blocking_store = store.clone();
+    let source = SyncIoBridge::new(stream.compat());
+    let decode_ranges_set = served.clone();
+    let decoded = tokio::task::spawn_blocking(move || -> Result<(), TransferError> {
+        let targets = blocking_store.partial_targets(&hash, size)?;
+        let reader = BufReader::with_capacity(IO_BUFFER, source);
+        let target = CountingTarget {
+            inner: targets.data,
+            progress,
+        };
+        decode_ranges(reader, &decode_ranges_set, target, targets.outboard).map_err(|e| match e {
+            bao_tree::io::DecodeError::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
+                TransferError::Stream("the peer closed the stream early".into())
+            }
+            bao_tree::io::DecodeError::Io(io) => TransferError::Stream(io.to_string()),
+            other => TransferError::BadData(format!("verification failed: {other:?}")),
+        })
+    })
+    .await
+    .map_err(|e| TransferError::Stream(e.to_string()))?;
+    if let Err(e) = decoded {
+        if dest.known_size.is_none() {
+            // The size was never proven: drop the files we created for it.
+            let cleanup = store.clone();
+            let _ = tokio::task::spawn_blocking(move || cleanup.discard_unindexed(&hash)).await;
+        }
+        return Err(e);
+    }
+    let record_store = store.clone();
+    let dest = dest.clone();
+    let recorded = served.clone();
+    tokio::task::spawn_blocking(move || {
+        record_store.add_verified(&dest.hash, size, dest.kind, dest.name.clone(), &recorded)
+    })
+    .await
+    .map_err(|e| TransferError::Stream(e.to_string()))??;
+    Ok(Received {
+        size,
+        ranges: served,
+    })
+}
+
+/// Counts bytes as bao-tree writes verified chunk groups into the data file.
+struct CountingTarget<W> {
+    inner: W,
+    progress: Arc<AtomicU64>,
+}
+
+impl<W: WriteAt> WriteAt for CountingTarget<W> {
+    fn write_at(&mut self, pos: u64, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write_at(pos, buf)?;
+        self.progress.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
