@@ -144,6 +144,37 @@ pub struct FetchOutcome {
     pub size: u64,
 }
 
+/// Fetches parts of one blob on demand; see [`Fetcher::session`].
+pub struct Session {
+    fetcher: Fetcher,
+    hash: Hash,
+    pool: tokio::sync::Mutex<Pool>,
+}
+
+impl Session {
+    /// Makes bytes `range` of the blob local and verified (only the size,
+    /// for an empty range). Returns the blob's size.
+    pub async fn ensure(
+        &self,
+        range: std::ops::Range<u64>,
+        cancel: &CancellationToken,
+    ) -> Result<u64, FetchError> {
+        let mut pool = self.pool.lock().await;
+        self.fetcher
+            .fetch_blob(
+                self.hash,
+                BlobKind::Blob,
+                None,
+                &mut pool,
+                &Progress::default(),
+                cancel,
+                false,
+                Some(range),
+            )
+            .await
+    }
+}
+
 /// Runs fetches for one node.
 #[derive(Clone)]
 pub struct Fetcher {
@@ -262,6 +293,21 @@ impl Fetcher {
         }
     }
 
+    /// A session for fetching parts of one blob on demand (the gateway): it
+    /// gathers providers once and keeps them.
+    pub fn session(&self, hash: Hash, providers: Vec<Provider>) -> Session {
+        let pool = self.gather(&FetchTarget {
+            hash,
+            kind: None,
+            providers,
+        });
+        Session {
+            fetcher: self.clone(),
+            hash,
+            pool: tokio::sync::Mutex::new(pool),
+        }
+    }
+
     /// Fetches a blob or collection into the store.
     pub async fn fetch(
         &self,
@@ -305,7 +351,16 @@ impl Fetcher {
         let mut pool = self.gather(target);
         let kind = target.kind.unwrap_or(BlobKind::Blob);
         let size = self
-            .fetch_blob(target.hash, kind, None, &mut pool, progress, cancel, true)
+            .fetch_blob(
+                target.hash,
+                kind,
+                None,
+                &mut pool,
+                progress,
+                cancel,
+                true,
+                None,
+            )
             .await?;
         let is_collection = match target.kind {
             Some(k) => k == BlobKind::Collection,
@@ -363,6 +418,7 @@ impl Fetcher {
                             &child_progress,
                             &cancel,
                             false,
+                            None,
                         )
                         .await;
                     if r.is_ok() {
@@ -437,6 +493,7 @@ impl Fetcher {
         progress: &Progress,
         cancel: &CancellationToken,
         report_total: bool,
+        wanted_bytes: Option<std::ops::Range<u64>>,
     ) -> Result<u64, FetchError> {
         let _guard = self.store.hold(hash);
         let store = self.store.clone();
@@ -464,6 +521,17 @@ impl Fetcher {
         };
         dest.known_size = Some(size);
         let all = protocol::all_chunks(size);
+        // Only part of the blob wanted: count the rest as done.
+        let done = match &wanted_bytes {
+            Some(r) => {
+                let chunks = ChunkRanges::from(
+                    ChunkNum::full_chunks(r.start.min(size))..ChunkNum::chunks(r.end.min(size)),
+                );
+                let wanted = protocol::normalize(&chunks, size);
+                done | (all.clone() - wanted)
+            }
+            None => done,
+        };
         if report_total {
             progress.update(|p| {
                 p.total = Some(size);

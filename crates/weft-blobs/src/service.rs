@@ -209,6 +209,28 @@ impl Blobs {
         Ok(added)
     }
 
+    /// Imports a file under a given name (an upload spooled to disk).
+    pub async fn add_file_named(
+        &self,
+        path: PathBuf,
+        name: Option<String>,
+    ) -> Result<Added, AddError> {
+        let store = self.inner.store.clone();
+        let info = blocking(move || {
+            store.import_file(&path, BlobKind::Blob, Some(name.unwrap_or_default()))
+        })
+        .await
+        .map_err(AddError::Internal)??;
+        let _ = self.inner.net.provide(info.hash.as_bytes().to_vec()).await;
+        Ok(Added {
+            hash: info.hash,
+            kind: BlobKind::Blob,
+            size: info.size,
+            name: info.name,
+            files: 1,
+        })
+    }
+
     /// Imports bytes (an upload) and announces them.
     pub async fn add_bytes(&self, bytes: Vec<u8>, name: Option<String>) -> Result<Added, AddError> {
         let store = self.inner.store.clone();

@@ -6,7 +6,9 @@
 //! node through its service handles.
 
 mod auth;
+mod blobs;
 mod error;
+mod gateway;
 mod net;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
@@ -24,11 +26,13 @@ pub struct ApiState {
     pub token: Arc<str>,
     pub started: Instant,
     pub registry: Arc<Registry>,
+    pub blobs: weft_blobs::Blobs,
 }
 
 /// Builds the router for `state`.
 pub fn router(state: ApiState) -> Router {
     let v1 = net::routes()
+        .merge(blobs::routes())
         .fallback(|| async { ApiError::not_found("no such API path") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -37,6 +41,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .nest("/v1", v1)
         .route("/metrics", get(metrics))
+        .merge(gateway::routes())
         .fallback(|| async { ApiError::not_found("no such path") })
         .with_state(state)
 }

@@ -32,6 +32,8 @@ pub struct FileConfig {
     pub network: Option<String>,
     pub max_peers: Option<u32>,
     pub dht_mode: Option<String>,
+    /// Blob store quota, e.g. "10G".
+    pub store_max: Option<String>,
 }
 
 /// Values given on the command line or in the environment.
@@ -45,6 +47,9 @@ pub struct Overrides {
     pub network: Option<String>,
     pub max_peers: Option<u32>,
     pub dht_mode: Option<String>,
+    pub store_max: Option<String>,
+    /// Test-only fault injection (`corrupt-blobs`).
+    pub test_fault: Option<String>,
 }
 
 /// A complete, validated node configuration.
@@ -58,6 +63,9 @@ pub struct NodeConfig {
     pub network: String,
     pub max_peers: u32,
     pub dht_mode: DhtMode,
+    /// Most bytes the blob store keeps; unpinned content is evicted beyond.
+    pub store_max: Option<u64>,
+    pub fault: weft_blobs::transfer::Fault,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +91,12 @@ pub enum ConfigError {
     MaxPeers(u32),
     #[error("{0}")]
     DhtMode(String),
+    #[error(
+        "invalid size {0:?}: use a number of bytes with an optional K, M, G or T suffix, e.g. 10G"
+    )]
+    Size(String),
+    #[error("unknown test fault {0:?} (known: corrupt-blobs)")]
+    Fault(String),
 }
 
 impl FileConfig {
@@ -159,6 +173,15 @@ impl NodeConfig {
             Some(s) => s.parse().map_err(ConfigError::DhtMode)?,
             None => DhtMode::default(),
         };
+        let store_max = match overrides.store_max.or(file.store_max) {
+            Some(s) => Some(parse_size(&s).ok_or(ConfigError::Size(s))?),
+            None => None,
+        };
+        let fault = match overrides.test_fault.as_deref() {
+            None | Some("") | Some("none") => weft_blobs::transfer::Fault::None,
+            Some("corrupt-blobs") => weft_blobs::transfer::Fault::CorruptData,
+            Some(other) => return Err(ConfigError::Fault(other.to_owned())),
+        };
         Ok(Self {
             data_dir,
             listen,
@@ -168,6 +191,8 @@ impl NodeConfig {
             network,
             max_peers,
             dht_mode,
+            store_max,
+            fault,
         })
     }
 
@@ -187,8 +212,29 @@ impl NodeConfig {
             network: network.to_owned(),
             max_peers: DEFAULT_MAX_PEERS,
             dht_mode: DhtMode::Server,
+            store_max: None,
+            fault: weft_blobs::transfer::Fault::None,
         }
     }
+}
+
+/// Parses "1048576", "512K", "10M", "2G", "1T" (binary units; "B", "iB"
+/// suffixes allowed).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim().to_ascii_uppercase();
+    let t = t
+        .strip_suffix("IB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(&t);
+    let (num, shift) = match t.chars().last()? {
+        'K' => (&t[..t.len() - 1], 10),
+        'M' => (&t[..t.len() - 1], 20),
+        'G' => (&t[..t.len() - 1], 30),
+        'T' => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    let n: u64 = num.trim().parse().ok()?;
+    n.checked_mul(1u64 << shift)
 }
 
 fn parse_all(items: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
@@ -273,6 +319,16 @@ mod tests {
             resolve(o, FileConfig::default()),
             Err(ConfigError::Network(_))
         ));
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("10M"), Some(10 << 20));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("1.5G"), None);
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_size("99999999999T"), None);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum StartError {
     Identity(#[from] weft_net::IdentityError),
     #[error(transparent)]
     Network(#[from] weft_net::StartError),
+    #[error("cannot open the blob store: {0}")]
+    Blobs(#[from] weft_blobs::StoreError),
     #[error("cannot start the API on {addr}: {source}")]
     ApiBind {
         addr: SocketAddr,
@@ -46,6 +48,7 @@ pub struct NodeInfo {
 pub struct Node {
     info: NodeInfo,
     data_dir: DataDir,
+    blobs: weft_blobs::Blobs,
     network: weft_net::Network,
     api_task: JoinHandle<()>,
     cancel: CancellationToken,
@@ -92,8 +95,26 @@ impl Node {
             }
         };
 
+        let blobs = match weft_blobs::Blobs::start(
+            weft_blobs::Config {
+                dir: data_dir.path("blobs"),
+                quota: config.store_max,
+                fault: config.fault,
+            },
+            network.handle().clone(),
+        )
+        .await
+        {
+            Ok(b) => b,
+            Err(e) => {
+                network.shutdown().await;
+                return Err(e.into());
+            }
+        };
+
         let cancel = CancellationToken::new();
         let state = api::ApiState {
+            blobs: blobs.clone(),
             net: network.handle().clone(),
             token: Arc::from(token.as_str()),
             started: Instant::now(),
@@ -108,6 +129,7 @@ impl Node {
         ) {
             cancel.cancel();
             let _ = api_task.await;
+            blobs.shutdown().await;
             network.shutdown().await;
             return Err(e.into());
         }
@@ -124,6 +146,7 @@ impl Node {
         Ok(Self {
             info,
             data_dir,
+            blobs,
             network,
             api_task,
             cancel,
@@ -138,11 +161,16 @@ impl Node {
         self.network.handle()
     }
 
-    /// Stops the API, then the network; removes the API address file so
+    pub fn blobs(&self) -> &weft_blobs::Blobs {
+        &self.blobs
+    }
+
+    /// Stops the API, then the services, then the network; removes the API address file so
     /// clients do not try a stopped node.
     pub async fn shutdown(self) {
         self.cancel.cancel();
         let _ = self.api_task.await;
+        self.blobs.shutdown().await;
         self.network.shutdown().await;
         let _ = std::fs::remove_file(self.data_dir.path(API_ADDR_FILE));
     }

@@ -23,7 +23,19 @@ async fn app() -> (Router, weft_net::Network) {
     )
     .await
     .unwrap();
+    let dir = tempfile::tempdir().unwrap().keep();
+    let blobs = weft_blobs::Blobs::start(
+        weft_blobs::Config {
+            dir: dir.join("blobs"),
+            quota: None,
+            fault: weft_blobs::transfer::Fault::None,
+        },
+        net.handle().clone(),
+    )
+    .await
+    .unwrap();
     let state = ApiState {
+        blobs,
         net: net.handle().clone(),
         token: Arc::from(TOKEN),
         started: Instant::now(),
