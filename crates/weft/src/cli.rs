@@ -113,6 +113,56 @@ Flags beat environment variables, which beat weft.toml, which beats the defaults
   weft status --json")]
     Status,
 
+    /// Share a file or folder: prints its hash and a ticket to hand out
+    #[command(after_help = "Examples:
+  weft share ./holiday.mp4
+  weft share ./dataset/            a folder becomes a collection
+  weft share big.iso --json        {\"hash\": ..., \"ticket\": ..., \"size\": ...}")]
+    Share {
+        /// The file or folder
+        path: PathBuf,
+    },
+
+    /// Fetch content by ticket or hash from every peer that has it
+    #[command(after_help = "Examples:
+  weft get weft1abc...                    into ./<hash>
+  weft get weft1abc... -o ~/movie.mp4
+  weft get 5f2b...e1 -o ./dataset          a bare hash: providers come from the DHT
+Run it again after an interruption: it resumes and fetches only what is missing.")]
+    Get {
+        /// A ticket (weft1...) or a 64-character hex hash
+        target: String,
+        /// Output file (blob) or folder (collection) [default: ./<hash>]
+        #[arg(short, long, value_name = "PATH")]
+        out: Option<PathBuf>,
+    },
+
+    /// List local content: hash, name, size, completeness, pin
+    #[command(after_help = "Examples:
+  weft ls
+  weft ls --json")]
+    Ls,
+
+    /// Keep content: pinned content is never evicted by the quota
+    #[command(after_help = "Example:
+  weft pin 5f2b...e1")]
+    Pin { hash: String },
+
+    /// Let content be evicted again when the store is full
+    #[command(after_help = "Example:
+  weft unpin 5f2b...e1")]
+    Unpin { hash: String },
+
+    /// Remove content from the local store
+    #[command(after_help = "Example:
+  weft rm 5f2b...e1")]
+    Rm { hash: String },
+
+    /// Print a fresh ticket for content this node has
+    #[command(after_help = "Example:
+  weft ticket 5f2b...e1")]
+    Ticket { hash: String },
+
     /// Run several connected nodes in one process, on loopback (for trying weft)
     #[command(after_help = "Examples:
   weft devnet                 five nodes in a new temporary folder
@@ -157,6 +207,14 @@ pub(crate) struct StartArgs {
     /// DHT mode: server (answer queries), client, or auto (server once reachable) [default: server]
     #[arg(long, value_name = "MODE", env = "WEFT_DHT_MODE")]
     pub(crate) dht_mode: Option<String>,
+
+    /// Most bytes the blob store keeps, e.g. 50G; least recently used unpinned content is evicted beyond it
+    #[arg(long, value_name = "SIZE", env = "WEFT_STORE_MAX")]
+    pub(crate) store_max: Option<String>,
+
+    /// Test-only fault injection (corrupt-blobs): never use in production
+    #[arg(long, value_name = "FAULT", env = "WEFT_TEST_FAULT", hide = true)]
+    pub(crate) test_fault: Option<String>,
 }
 
 #[derive(Debug, Args)]

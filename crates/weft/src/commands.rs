@@ -4,7 +4,7 @@
 use anyhow::bail;
 use serde_json::{json, Value};
 
-use crate::{cli::Command, client::Client};
+use crate::{cli::Command, client::Client, content};
 
 /// Checks a command's arguments before any request is made.
 pub(crate) fn validate(command: &Command) -> anyhow::Result<()> {
@@ -14,6 +14,16 @@ pub(crate) fn validate(command: &Command) -> anyhow::Result<()> {
         }
         Command::Disconnect { peer_id } if peer_id.parse::<weft_net::PeerId>().is_err() => {
             bail!("{peer_id:?} is not a peer id");
+        }
+        Command::Share { path } => content::check_share(path)?,
+        Command::Get { target, out } => {
+            content::check_get(target, out.as_deref())?;
+        }
+        Command::Pin { hash }
+        | Command::Unpin { hash }
+        | Command::Rm { hash }
+        | Command::Ticket { hash } => {
+            content::parse_hash(hash)?;
         }
         _ => {}
     }
@@ -84,6 +94,24 @@ pub(crate) async fn run(client: &Client, command: &Command, json: bool) -> anyho
                 "uptime:   {}",
                 human_duration(node["uptime_s"].as_u64().unwrap_or(0))
             );
+        }
+        Command::Share { path } => content::share(client, path, json).await?,
+        Command::Get { target, out } => {
+            let (target, out) = content::check_get(target, out.as_deref())?;
+            content::get(client, &target, &out, json).await?;
+        }
+        Command::Ls => content::ls(client, json).await?,
+        Command::Pin { hash } => {
+            content::simple(client, "pin", &content::parse_hash(hash)?, json).await?
+        }
+        Command::Unpin { hash } => {
+            content::simple(client, "unpin", &content::parse_hash(hash)?, json).await?
+        }
+        Command::Rm { hash } => {
+            content::simple(client, "rm", &content::parse_hash(hash)?, json).await?
+        }
+        Command::Ticket { hash } => {
+            content::simple(client, "ticket", &content::parse_hash(hash)?, json).await?
         }
         Command::Start(_) | Command::Devnet(_) => unreachable!("handled by the daemon module"),
     }

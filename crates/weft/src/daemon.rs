@@ -22,6 +22,8 @@ pub(crate) async fn start(cli: &Cli, data_dir: PathBuf, args: &StartArgs) -> any
         network: args.network.clone(),
         max_peers: args.max_peers,
         dht_mode: args.dht_mode.clone(),
+        store_max: args.store_max.clone(),
+        test_fault: args.test_fault.clone(),
     };
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("data dir {} is not usable", data_dir.display()))?;

@@ -9,6 +9,7 @@
 mod cli;
 mod client;
 mod commands;
+mod content;
 mod daemon;
 
 use std::{path::PathBuf, process::ExitCode};
