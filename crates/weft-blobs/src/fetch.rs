@@ -42,6 +42,8 @@ const PROVIDER_WAIT: Duration = Duration::from_secs(30);
 /// File blobs of a collection fetched at once.
 const PARALLEL_FILES: usize = 8;
 const TICK: Duration = Duration::from_millis(250);
+/// Tries per provider for the first, size-proving request.
+const PROVE_ATTEMPTS: u32 = 8;
 
 /// What to fetch.
 #[derive(Debug, Clone)]
@@ -142,6 +144,86 @@ pub struct FetchOutcome {
     pub hash: Hash,
     pub kind: BlobKind,
     pub size: u64,
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How often peer exchange runs during a fetch.
+const PEX_INTERVAL: Duration = Duration::from_millis(200);
+/// Most peers one fetch learns through peer exchange.
+const MAX_PEX_KNOWN: usize = 64;
+
+/// Peer exchange for one blob: asks known providers for other peers that
+/// want the same blob, and keeps asking partial peers what they have.
+/// Reports `(peer, ranges it has)`.
+fn spawn_discovery(
+    net: NetworkHandle,
+    hash: Hash,
+    size: u64,
+    initial: Vec<PeerId>,
+) -> (
+    mpsc::Receiver<(PeerId, ChunkRanges)>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = mpsc::channel(64);
+    let task = tokio::spawn(async move {
+        let me = net.local_peer_id();
+        let all = protocol::all_chunks(size);
+        let mut sources: Vec<PeerId> = initial;
+        let mut partial: Vec<PeerId> = Vec::new();
+        let mut round = 0usize;
+        loop {
+            if round > 0 {
+                tokio::time::sleep(PEX_INTERVAL).await;
+            }
+            round += 1;
+            // Ask one source per round, in turn, for other peers.
+            if !sources.is_empty() {
+                let source = sources[round % sources.len()];
+                if let Ok(found) = crate::transfer::query_peers(&net, source, hash).await {
+                    for (peer, addrs) in found {
+                        if peer == me || sources.contains(&peer) || sources.len() >= MAX_PEX_KNOWN {
+                            continue;
+                        }
+                        for addr in addrs {
+                            if net.dial(weft_net::with_peer_id(&addr, peer)).await.is_ok() {
+                                break;
+                            }
+                        }
+                        sources.push(peer);
+                        partial.push(peer);
+                    }
+                }
+            }
+            // Refresh what partial peers have; drop those that completed.
+            let mut still_partial = Vec::new();
+            for peer in partial.drain(..) {
+                match crate::transfer::query_have(&net, peer, hash).await {
+                    Ok((s, have)) if s == size => {
+                        let complete = all.is_subset(&have);
+                        if tx.send((peer, have)).await.is_err() {
+                            return;
+                        }
+                        if !complete {
+                            still_partial.push(peer);
+                        }
+                    }
+                    Ok(_) => {} // a different size: not the same blob, ignore it
+                    Err(TransferError::NotFound) => still_partial.push(peer),
+                    Err(_) => {}
+                }
+            }
+            partial = still_partial;
+        }
+    });
+    (rx, task)
 }
 
 /// Fetches parts of one blob on demand; see [`Fetcher::session`].
@@ -545,6 +627,10 @@ impl Fetcher {
 
         let seed = rand::random::<u64>();
         let mut sched = Scheduler::new(size, &done, seed);
+        // Peer exchange: find other downloaders and learn what they have.
+        let (mut discovered, discovery) =
+            spawn_discovery(self.net.clone(), hash, size, pool.known.clone());
+        let _discovery = AbortOnDrop(discovery);
         for p in &pool.known {
             if self.offences(p) == 0 {
                 sched.add_peer(*p, None);
@@ -622,6 +708,15 @@ impl Fetcher {
                         sched.add_peer(p, None);
                     }
                 }
+                Some((p, have)) = discovered.recv() => {
+                    if self.offences(&p) == 0 {
+                        if sched.knows(&p) {
+                            sched.update_have(p, have);
+                        } else {
+                            sched.add_peer(p, Some(have));
+                        }
+                    }
+                }
                 _ = tick.tick() => {}
                 _ = cancel.cancelled() => {
                     tasks.abort_all();
@@ -678,19 +773,35 @@ impl Fetcher {
     ) -> Result<crate::transfer::Received, FetchError> {
         let ranges =
             ChunkRanges::from(ChunkNum(0)..ChunkNum(PIECE_CHUNKS)) | protocol::last_chunk();
-        let mut tried: Vec<PeerId> = Vec::new();
+        // Attempts per peer; busy or failing peers are retried a few times.
+        let mut attempts: HashMap<PeerId, u32> = HashMap::new();
+        let mut gave_up: Vec<PeerId> = Vec::new();
         let mut last_error = None;
+        let deadline = Instant::now() + PROVIDER_WAIT;
         loop {
             let next = pool
                 .known
                 .iter()
-                .find(|p| !tried.contains(p) && self.offences(p) == 0)
+                .filter(|p| !gave_up.contains(p) && self.offences(p) == 0)
+                .min_by_key(|p| attempts.get(*p).copied().unwrap_or(0))
                 .copied();
             let peer = match next {
-                Some(p) => p,
+                Some(p) => {
+                    let n = attempts.get(&p).copied().unwrap_or(0);
+                    if n > 0 {
+                        // Everyone left was tried: back off before retrying.
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(150 * u64::from(n))) => {}
+                            _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+                        }
+                    }
+                    p
+                }
                 None => {
+                    let wait = deadline.saturating_duration_since(Instant::now());
                     let waited = tokio::select! {
-                        p = pool.next_new(PROVIDER_WAIT) => p,
+                        p = pool.next_new(wait), if pool.is_open() => p,
+                        _ = tokio::time::sleep(wait), if !pool.is_open() => None,
                         _ = cancel.cancelled() => return Err(FetchError::Cancelled),
                     };
                     match waited {
@@ -707,7 +818,11 @@ impl Fetcher {
                     }
                 }
             };
-            tried.push(peer);
+            let n = attempts.entry(peer).or_insert(0);
+            *n += 1;
+            if *n >= PROVE_ATTEMPTS {
+                gave_up.push(peer);
+            }
             let attempt = tokio::select! {
                 r = fetch_ranges(&self.net, &self.store, peer, dest, &ranges, received.clone()) => r,
                 _ = cancel.cancelled() => return Err(FetchError::Cancelled),
@@ -717,7 +832,12 @@ impl Fetcher {
                 Err(TransferError::BadData(reason)) => {
                     tracing::warn!(%peer, hash = %dest.hash, "dropping provider that sent bad data: {reason}");
                     self.penalise(peer);
+                    gave_up.push(peer);
                     last_error = Some(format!("{peer} sent bad data"));
+                }
+                Err(TransferError::NotFound) => {
+                    gave_up.push(peer);
+                    last_error = Some(format!("{peer} does not have it"));
                 }
                 Err(TransferError::Store(e)) => return Err(e.into()),
                 Err(e) => last_error = Some(format!("{peer}: {e}")),

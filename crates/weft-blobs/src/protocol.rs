@@ -30,7 +30,7 @@ const VERSION: u8 = 1;
 /// Most ranges in one request.
 pub const MAX_RANGES: usize = 256;
 /// Largest request frame.
-const MAX_REQUEST_LEN: usize = 1 + 32 + 2 + MAX_RANGES * 16;
+const MAX_REQUEST_LEN: usize = 2 + 32 + 2 + MAX_RANGES * 16;
 
 const STATUS_FOUND: u8 = 0;
 const STATUS_NOT_FOUND: u8 = 1;
@@ -48,10 +48,94 @@ pub enum ProtocolError {
     Io(#[from] std::io::Error),
 }
 
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    /// The verified encoding of chunk ranges.
+    Data = 0,
+    /// Only which chunk ranges the provider has (a header, no data).
+    Have = 1,
+    /// Other peers that recently asked this provider for the same blob
+    /// (peer exchange, so downloaders find and feed each other).
+    Peers = 2,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    pub kind: RequestKind,
     pub hash: Hash,
     pub ranges: ChunkRanges,
+}
+
+/// Most peers in a peer-exchange answer, and addresses per peer.
+pub const MAX_PEX_PEERS: usize = 32;
+pub const MAX_PEX_ADDRS: usize = 8;
+
+/// Encodes a peer-exchange answer: count, then per peer its id and addresses.
+pub fn encode_peers(peers: &[(weft_net::PeerId, Vec<weft_net::Multiaddr>)]) -> Vec<u8> {
+    let mut out = vec![STATUS_FOUND];
+    let peers = &peers[..peers.len().min(MAX_PEX_PEERS)];
+    out.push(peers.len() as u8);
+    for (peer, addrs) in peers {
+        let id = peer.to_bytes();
+        out.push(id.len() as u8);
+        out.extend_from_slice(&id);
+        let addrs = &addrs[..addrs.len().min(MAX_PEX_ADDRS)];
+        out.push(addrs.len() as u8);
+        for a in addrs {
+            let bytes = a.to_vec();
+            out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+            out.extend_from_slice(&bytes);
+        }
+    }
+    out
+}
+
+/// Reads a peer-exchange answer, bounded and strict.
+pub async fn read_peers<R: futures::AsyncRead + Unpin>(
+    reader: &mut R,
+) -> Result<Vec<(weft_net::PeerId, Vec<weft_net::Multiaddr>)>, ProtocolError> {
+    let mut b = [0u8; 1];
+    reader.read_exact(&mut b).await?;
+    match b[0] {
+        STATUS_FOUND => {}
+        STATUS_NOT_FOUND | STATUS_BUSY => return Ok(vec![]),
+        _ => return Err(ProtocolError::Malformed("unknown status")),
+    }
+    reader.read_exact(&mut b).await?;
+    let count = b[0] as usize;
+    if count > MAX_PEX_PEERS {
+        return Err(ProtocolError::Malformed("too many peers"));
+    }
+    let mut peers = Vec::with_capacity(count);
+    for _ in 0..count {
+        reader.read_exact(&mut b).await?;
+        let mut id = vec![0u8; b[0] as usize];
+        reader.read_exact(&mut id).await?;
+        let peer = weft_net::PeerId::from_bytes(&id)
+            .map_err(|_| ProtocolError::Malformed("bad peer id"))?;
+        reader.read_exact(&mut b).await?;
+        let n = b[0] as usize;
+        if n > MAX_PEX_ADDRS {
+            return Err(ProtocolError::Malformed("too many addresses"));
+        }
+        let mut addrs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut len = [0u8; 2];
+            reader.read_exact(&mut len).await?;
+            let len = u16::from_le_bytes(len) as usize;
+            if len > 1024 {
+                return Err(ProtocolError::Malformed("address too long"));
+            }
+            let mut bytes = vec![0u8; len];
+            reader.read_exact(&mut bytes).await?;
+            let addr = weft_net::Multiaddr::try_from(bytes)
+                .map_err(|_| ProtocolError::Malformed("bad address"))?;
+            addrs.push(addr);
+        }
+        peers.push((peer, addrs));
+    }
+    Ok(peers)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +203,7 @@ fn decode_ranges(bytes: &[u8]) -> Result<(ChunkRanges, usize), ProtocolError> {
 
 impl Request {
     pub fn encode(&self) -> Result<Vec<u8>, ProtocolError> {
-        let mut body = vec![VERSION];
+        let mut body = vec![VERSION, self.kind as u8];
         body.extend_from_slice(self.hash.as_bytes());
         encode_ranges(&mut body, &self.ranges)?;
         let mut out = (body.len() as u32).to_le_bytes().to_vec();
@@ -135,15 +219,23 @@ impl Request {
         if version != VERSION {
             return Err(ProtocolError::Version(version));
         }
+        let kind = match body.get(1) {
+            Some(0) => RequestKind::Data,
+            Some(1) => RequestKind::Have,
+            Some(2) => RequestKind::Peers,
+            Some(_) => return Err(ProtocolError::Malformed("unknown request kind")),
+            None => return Err(ProtocolError::Malformed("truncated request")),
+        };
         let hash: [u8; 32] = body
-            .get(1..33)
+            .get(2..34)
             .and_then(|h| h.try_into().ok())
             .ok_or(ProtocolError::Malformed("truncated hash"))?;
-        let (ranges, used) = decode_ranges(&body[33..])?;
-        if 33 + used != body.len() {
+        let (ranges, used) = decode_ranges(&body[34..])?;
+        if 34 + used != body.len() {
             return Err(ProtocolError::Malformed("trailing bytes"));
         }
         Ok(Self {
+            kind,
             hash: Hash::from_bytes(hash),
             ranges,
         })
@@ -257,6 +349,7 @@ mod tests {
     #[test]
     fn request_round_trip_and_strictness() {
         let req = Request {
+            kind: RequestKind::Data,
             hash: Hash::from_bytes([7; 32]),
             ranges: ChunkRanges::from(ChunkNum(0)..ChunkNum(16)) | last_chunk(),
         };

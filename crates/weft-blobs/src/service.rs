@@ -121,9 +121,10 @@ impl Blobs {
             let store = store.clone();
             let stats = stats.clone();
             let cancel = cancel.clone();
+            let net = net.clone();
             tokio::spawn(async move {
                 tokio::select! {
-                    _ = serve(store, incoming, config.fault, stats) => {}
+                    _ = serve(store, net, incoming, config.fault, stats) => {}
                     _ = cancel.cancelled() => {}
                 }
             })

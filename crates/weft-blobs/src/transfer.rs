@@ -29,7 +29,7 @@ use tokio_util::{
 use weft_net::{IncomingStreams, NetworkHandle, PeerId, Stream};
 
 use crate::{
-    protocol::{self, normalize, ProtocolError, Request, ResponseHeader, PROTOCOL},
+    protocol::{self, normalize, ProtocolError, Request, RequestKind, ResponseHeader, PROTOCOL},
     store::{Store, StoreError},
     ticket::BlobKind,
     Hash,
@@ -61,13 +61,99 @@ pub struct ServeStats {
     pub busy: AtomicU64,
 }
 
+/// Peers that recently asked for each blob: the material of peer exchange.
+#[derive(Default)]
+pub struct Swarmers {
+    recent: std::sync::Mutex<std::collections::HashMap<Hash, Vec<(PeerId, std::time::Instant)>>>,
+    /// Data requests being served, per blob.
+    active: std::sync::Mutex<std::collections::HashMap<Hash, usize>>,
+}
+
+/// Upload slots per blob: like BitTorrent's unchoke slots, a busy answer
+/// sends extra downloaders to each other instead of all to one seed.
+pub const MAX_SERVES_PER_BLOB: usize = 3;
+
+/// Holds one of a blob's upload slots.
+struct Slot<'a> {
+    swarmers: &'a Swarmers,
+    hash: Hash,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut active) = self.swarmers.active.lock() {
+            if let Some(n) = active.get_mut(&self.hash) {
+                *n -= 1;
+                if *n == 0 {
+                    active.remove(&self.hash);
+                }
+            }
+        }
+    }
+}
+
+/// Blobs tracked for peer exchange, peers per blob, and for how long.
+const MAX_SWARMS: usize = 1024;
+const MAX_SWARMERS: usize = 64;
+const SWARMER_TTL: Duration = Duration::from_secs(600);
+
+impl Swarmers {
+    fn try_slot(&self, hash: Hash) -> Option<Slot<'_>> {
+        let mut active = self.active.lock().ok()?;
+        let n = active.entry(hash).or_insert(0);
+        if *n >= MAX_SERVES_PER_BLOB {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            swarmers: self,
+            hash,
+        })
+    }
+
+    fn record(&self, hash: Hash, peer: PeerId) {
+        let Ok(mut map) = self.recent.lock() else {
+            return;
+        };
+        if !map.contains_key(&hash) && map.len() >= MAX_SWARMS {
+            map.retain(|_, v| v.iter().any(|(_, t)| t.elapsed() < SWARMER_TTL));
+            if map.len() >= MAX_SWARMS {
+                return;
+            }
+        }
+        let list = map.entry(hash).or_default();
+        list.retain(|(p, t)| *p != peer && t.elapsed() < SWARMER_TTL);
+        if list.len() >= MAX_SWARMERS {
+            list.remove(0);
+        }
+        list.push((peer, std::time::Instant::now()));
+    }
+
+    fn peers(&self, hash: &Hash, except: &PeerId) -> Vec<PeerId> {
+        let Ok(map) = self.recent.lock() else {
+            return vec![];
+        };
+        map.get(hash)
+            .map(|v| {
+                v.iter()
+                    .rev()
+                    .filter(|(p, t)| p != except && t.elapsed() < SWARMER_TTL)
+                    .map(|(p, _)| *p)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// Answers blob requests until `incoming` ends.
 pub async fn serve(
     store: Store,
+    net: NetworkHandle,
     mut incoming: IncomingStreams,
     fault: Fault,
     stats: Arc<ServeStats>,
 ) {
+    let swarmers = Arc::new(Swarmers::default());
     let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_SERVES));
     while let Some((peer, mut stream)) = incoming.next().await {
         stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -85,8 +171,10 @@ pub async fn serve(
         };
         let store = store.clone();
         let stats = stats.clone();
+        let net = net.clone();
+        let swarmers = swarmers.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_one(store, stream, fault, &stats).await {
+            if let Err(e) = serve_one(store, &net, &swarmers, peer, stream, fault, &stats).await {
                 tracing::debug!(%peer, "blob request failed: {e}");
             }
             drop(permit);
@@ -96,6 +184,9 @@ pub async fn serve(
 
 async fn serve_one(
     store: Store,
+    net: &NetworkHandle,
+    swarmers: &Swarmers,
+    peer: PeerId,
     mut stream: Stream,
     fault: Fault,
     stats: &ServeStats,
@@ -109,6 +200,29 @@ async fn serve_one(
             ))
         })??;
     let hash = request.hash;
+    swarmers.record(hash, peer);
+    if request.kind == RequestKind::Peers {
+        let wanted = swarmers.peers(&hash, &peer);
+        let known = net.peers().await.unwrap_or_default();
+        let list: Vec<_> = wanted
+            .into_iter()
+            .filter_map(|p| {
+                known.iter().find(|k| k.peer_id == p).map(|k| {
+                    let addrs: Vec<_> = k
+                        .addrs
+                        .iter()
+                        .filter(|a| !a.to_string().starts_with("/ip4/0.0.0.0"))
+                        .cloned()
+                        .collect();
+                    (p, addrs)
+                })
+            })
+            .take(protocol::MAX_PEX_PEERS)
+            .collect();
+        stream.write_all(&protocol::encode_peers(&list)).await?;
+        stream.close().await?;
+        return Ok(());
+    }
     let _guard = store.hold(hash);
     let lookup_store = store.clone();
     let reader = tokio::task::spawn_blocking(move || lookup_store.reader(&hash))
@@ -127,6 +241,39 @@ async fn serve_one(
             stream.close().await?;
             return Ok(());
         }
+    };
+    if request.kind == RequestKind::Have {
+        let mut have = reader.valid.clone() & protocol::all_chunks(reader.size);
+        // Keep the answer bounded: a very fragmented partial blob reports
+        // its first ranges only.
+        while have.iter().count() > protocol::MAX_RANGES {
+            let last = have.iter().last().map(|r| match r {
+                range_collections::range_set::RangeSetRange::Range(r) => {
+                    ChunkRanges::from(*r.start..*r.end)
+                }
+                range_collections::range_set::RangeSetRange::RangeFrom(r) => {
+                    ChunkRanges::from(*r.start..)
+                }
+            });
+            match last {
+                Some(l) => have -= l,
+                None => break,
+            }
+        }
+        ResponseHeader::Found {
+            size: reader.size,
+            ranges: have,
+        }
+        .write(&mut stream)
+        .await?;
+        stream.close().await?;
+        return Ok(());
+    }
+    let Some(_slot) = swarmers.try_slot(hash) else {
+        stats.busy.fetch_add(1, Ordering::Relaxed);
+        ResponseHeader::Busy.write(&mut stream).await?;
+        stream.close().await?;
+        return Ok(());
     };
     let wanted = normalize(&request.ranges, reader.size);
     let served = wanted & reader.valid.clone();
@@ -252,6 +399,7 @@ pub async fn fetch_ranges(
         .await
         .map_err(|e| TransferError::Stream(e.to_string()))?;
     let request = Request {
+        kind: RequestKind::Data,
         hash: dest.hash,
         ranges: ranges.clone(),
     };
@@ -338,6 +486,62 @@ pub async fn fetch_ranges(
         size,
         ranges: served,
     })
+}
+
+async fn ask(
+    net: &NetworkHandle,
+    peer: PeerId,
+    kind: RequestKind,
+    hash: Hash,
+) -> Result<Stream, TransferError> {
+    let mut stream = net
+        .open_stream(peer, PROTOCOL)
+        .await
+        .map_err(|e| TransferError::Stream(e.to_string()))?;
+    let request = Request {
+        kind,
+        hash,
+        ranges: ChunkRanges::empty(),
+    };
+    stream
+        .write_all(&request.encode()?)
+        .await
+        .map_err(|e| TransferError::Stream(e.to_string()))?;
+    stream
+        .flush()
+        .await
+        .map_err(|e| TransferError::Stream(e.to_string()))?;
+    Ok(stream)
+}
+
+/// Asks `peer` which chunk ranges of a blob it has: `(size, ranges)`.
+pub async fn query_have(
+    net: &NetworkHandle,
+    peer: PeerId,
+    hash: Hash,
+) -> Result<(u64, ChunkRanges), TransferError> {
+    let mut stream = ask(net, peer, RequestKind::Have, hash).await?;
+    let header = tokio::time::timeout(HEADER_TIMEOUT, ResponseHeader::read(&mut stream))
+        .await
+        .map_err(|_| TransferError::Stream("no answer in time".into()))??;
+    match header {
+        ResponseHeader::Found { size, ranges } => Ok((size, ranges)),
+        ResponseHeader::NotFound => Err(TransferError::NotFound),
+        ResponseHeader::Busy => Err(TransferError::Busy),
+    }
+}
+
+/// Asks `peer` for other peers that recently wanted the same blob.
+pub async fn query_peers(
+    net: &NetworkHandle,
+    peer: PeerId,
+    hash: Hash,
+) -> Result<Vec<(PeerId, Vec<weft_net::Multiaddr>)>, TransferError> {
+    let mut stream = ask(net, peer, RequestKind::Peers, hash).await?;
+    let peers = tokio::time::timeout(HEADER_TIMEOUT, protocol::read_peers(&mut stream))
+        .await
+        .map_err(|_| TransferError::Stream("no answer in time".into()))??;
+    Ok(peers)
 }
 
 /// Counts bytes as bao-tree writes verified chunk groups into the data file.

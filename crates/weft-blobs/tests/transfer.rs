@@ -190,3 +190,64 @@ async fn a_bare_hash_finds_providers_in_the_dht() {
         n.net.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_downloaders_feed_each_other() {
+    const SIZE: usize = 32 * 1024 * 1024;
+    let seeder = node("blobs-swarm", Fault::None).await;
+    let data = random_bytes(SIZE, 99);
+    let hash = seeder
+        .blobs
+        .add_bytes(data.clone(), Some("swarm".into()))
+        .await
+        .unwrap()
+        .hash;
+    let ticket = seeder.blobs.ticket(hash).await.unwrap();
+    let mut downloaders = Vec::new();
+    for _ in 0..8 {
+        downloaders.push(node("blobs-swarm", Fault::None).await);
+    }
+    let started = std::time::Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for (i, d) in downloaders.iter().enumerate() {
+        let fetcher = d.blobs.fetcher().clone();
+        let target = FetchTarget {
+            hash,
+            kind: Some(ticket.kind),
+            providers: ticket.providers.clone(),
+        };
+        set.spawn(async move {
+            let r = fetcher
+                .fetch(target, Progress::default(), CancellationToken::new())
+                .await;
+            (i, r)
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        let (i, r) = r.unwrap();
+        r.unwrap_or_else(|e| panic!("downloader {i} failed: {e}"));
+    }
+    let elapsed = started.elapsed();
+    for d in &downloaders {
+        assert_eq!(d.blobs.store().read_to_vec(&hash, u64::MAX).unwrap(), data);
+    }
+    let sent = seeder
+        .blobs
+        .stats()
+        .bytes_sent
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let ratio = sent as f64 / SIZE as f64;
+    println!(
+        "1 seeder -> 8 downloaders, {} MiB: {:.2} s; seeder uploaded {:.2}x the file size",
+        SIZE >> 20,
+        elapsed.as_secs_f64(),
+        ratio
+    );
+    assert!(ratio < 4.0, "the seeder uploaded {ratio:.2}x the file size");
+    seeder.blobs.shutdown().await;
+    seeder.net.shutdown().await;
+    for d in downloaders {
+        d.blobs.shutdown().await;
+        d.net.shutdown().await;
+    }
+}

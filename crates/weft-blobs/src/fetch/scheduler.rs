@@ -138,6 +138,10 @@ impl Scheduler {
         }
     }
 
+    pub fn knows(&self, peer: &PeerId) -> bool {
+        self.peers.contains_key(peer)
+    }
+
     /// Updates what a peer has (from a `have` answer).
     pub fn update_have(&mut self, peer: PeerId, have: ChunkRanges) {
         if let Some(stat) = self.peers.get_mut(&peer) {
@@ -228,6 +232,18 @@ impl Scheduler {
             None => 1,
         }
         .clamp(1, MAX_PIECES_PER_REQUEST);
+        // In a swarm, take small bites from full seeds so their upload is
+        // spread over pieces the downloaders can then trade.
+        let others = self
+            .peers
+            .iter()
+            .filter(|(p, s)| **p != peer && !s.banned)
+            .count();
+        let want = if stat.have.is_none() && others >= 2 {
+            1
+        } else {
+            want
+        };
 
         // Rarest missing pieces this peer has; ties broken at random.
         let mut candidates: Vec<(usize, u64, usize)> = Vec::new();
