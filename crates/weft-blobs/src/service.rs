@@ -33,6 +33,8 @@ use crate::{
 
 /// Most fetches remembered (running or finished) for status queries.
 const MAX_FETCHES: usize = 1024;
+/// Files imported per durability barrier and index transaction.
+const IMPORT_BATCH: usize = 1000;
 /// Root blobs announced per announcement tick.
 const ANNOUNCE_BATCH: usize = 64;
 
@@ -466,6 +468,16 @@ pub fn import_path(store: &Store, path: &Path) -> Result<Added, AddError> {
     let mut entries = Vec::with_capacity(walked.len());
     let mut total = 0u64;
     let mut files = 0u64;
+    let file_paths: Vec<PathBuf> = walked
+        .iter()
+        .filter(|w| matches!(w.kind, WalkKind::File { .. }))
+        .map(|w| w.abs.clone())
+        .collect();
+    let mut imported = Vec::with_capacity(file_paths.len());
+    for batch in file_paths.chunks(IMPORT_BATCH) {
+        imported.extend(store.import_files(batch)?);
+    }
+    let mut imported = imported.into_iter();
     for w in walked {
         match w.kind {
             WalkKind::EmptyDir => entries.push(Entry {
@@ -473,7 +485,9 @@ pub fn import_path(store: &Store, path: &Path) -> Result<Added, AddError> {
                 kind: EntryKind::Dir,
             }),
             WalkKind::File { .. } => {
-                let info = store.import_file(&w.abs, BlobKind::Blob, None)?;
+                let info = imported
+                    .next()
+                    .ok_or_else(|| AddError::Internal("import count mismatch".into()))?;
                 total += info.size;
                 files += 1;
                 entries.push(Entry {
