@@ -97,6 +97,16 @@ pub struct ProgressSnapshot {
     pub error: Option<String>,
 }
 
+impl ProgressSnapshot {
+    fn add_peer_bytes(&mut self, peer: PeerId, bytes: u64) {
+        let id = peer.to_string();
+        match self.per_peer.iter_mut().find(|p| p.peer_id == id) {
+            Some(p) => p.bytes += bytes,
+            None => self.per_peer.push(PeerBytes { peer_id: id, bytes }),
+        }
+    }
+}
+
 /// Shared, cheaply cloned progress of one fetch.
 #[derive(Clone, Default)]
 pub struct Progress(Arc<Mutex<ProgressSnapshot>>);
@@ -510,6 +520,12 @@ impl Fetcher {
                             p.files_done += 1;
                             p.bytes_done = done;
                             p.bytes_received += snap.bytes_received;
+                            for pb in &snap.per_peer {
+                                match p.per_peer.iter_mut().find(|x| x.peer_id == pb.peer_id) {
+                                    Some(x) => x.bytes += pb.bytes,
+                                    None => p.per_peer.push(pb.clone()),
+                                }
+                            }
                         });
                     }
                     r.map_err(|e| (path, e))
@@ -592,12 +608,14 @@ impl Fetcher {
             name,
             known_size: None,
         };
+        let mut first_peer = None;
         let (size, done) = match state {
             Some((size, done)) => (size, done),
             None => {
-                let first = self
+                let (peer, first) = self
                     .prove_size(&mut dest, pool, received.clone(), cancel)
                     .await?;
+                first_peer = Some((peer, verified_bytes(&first.ranges, first.size)));
                 (first.size, first.ranges)
             }
         };
@@ -622,11 +640,21 @@ impl Fetcher {
             });
         }
         if all.is_subset(&done) {
+            progress.update(|p| {
+                p.bytes_received = received.load(Ordering::Relaxed);
+                if let Some((peer, bytes)) = first_peer {
+                    p.add_peer_bytes(peer, bytes);
+                }
+            });
             return Ok(size);
         }
 
         let seed = rand::random::<u64>();
         let mut sched = Scheduler::new(size, &done, seed);
+        if let Some((peer, bytes)) = first_peer {
+            sched.add_peer(peer, None);
+            sched.credit(peer, bytes);
+        }
         // Peer exchange: find other downloaders and learn what they have.
         let (mut discovered, discovery) =
             spawn_discovery(self.net.clone(), hash, size, pool.known.clone());
@@ -770,7 +798,7 @@ impl Fetcher {
         pool: &mut Pool,
         received: Arc<AtomicU64>,
         cancel: &CancellationToken,
-    ) -> Result<crate::transfer::Received, FetchError> {
+    ) -> Result<(PeerId, crate::transfer::Received), FetchError> {
         let ranges =
             ChunkRanges::from(ChunkNum(0)..ChunkNum(PIECE_CHUNKS)) | protocol::last_chunk();
         // Attempts per peer; busy or failing peers are retried a few times.
@@ -828,7 +856,7 @@ impl Fetcher {
                 _ = cancel.cancelled() => return Err(FetchError::Cancelled),
             };
             match attempt {
-                Ok(r) => return Ok(r),
+                Ok(r) => return Ok((peer, r)),
                 Err(TransferError::BadData(reason)) => {
                     tracing::warn!(%peer, hash = %dest.hash, "dropping provider that sent bad data: {reason}");
                     self.penalise(peer);

@@ -138,6 +138,14 @@ impl Scheduler {
         }
     }
 
+    /// Counts bytes a peer delivered outside the scheduler (the first,
+    /// size-proving request).
+    pub fn credit(&mut self, peer: PeerId, bytes: u64) {
+        if let Some(s) = self.peers.get_mut(&peer) {
+            s.bytes += bytes;
+        }
+    }
+
     pub fn knows(&self, peer: &PeerId) -> bool {
         self.peers.contains_key(peer)
     }
