@@ -19,9 +19,8 @@
 //! 3. **Receiver memory**: the bench re-runs itself as a child
 //!    (`WEFT_BENCH_ROLE=receiver`, ticket in `WEFT_BENCH_TICKET`) that starts
 //!    its own node and fetches from a seeder in this process. Its RSS comes
-//!    from /proc/<pid>/status: VmRSS of the idle node before the fetch, then
-//!    the peak (VmHWM; VmRSS is also polled every 50 ms). Run for 1 GiB and
-//!    for a quarter of it (256 MiB).
+//!    from /proc/<pid>/status: VmRSS of the idle node before the fetch, and
+//!    the peak (VmHWM) after it. Run for 1 GiB and for a quarter of it.
 //! 4. **Many small files** (`WEFT_BENCH_FILES`, 10,000 files of 1–10 KiB,
 //!    one folder): `add_path` of the folder, then the fetch of the collection
 //!    by another node and its export to a folder, timed separately.
@@ -36,14 +35,11 @@ use std::{
     io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::{atomic::Ordering, mpsc},
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use weft_blobs::{
     fetch::{FetchTarget, Progress},
@@ -52,7 +48,6 @@ use weft_blobs::{
 };
 use weft_net::{Identity, Network, PeerId, Registry};
 
-const MIB: f64 = 1024.0 * 1024.0;
 const NETWORK: &str = "weft-bench";
 const DOWNLOADERS: usize = 8;
 
@@ -72,17 +67,11 @@ fn env_size(name: &str, default: u64) -> u64 {
     let Ok(text) = std::env::var(name) else {
         return default;
     };
-    let t = text.trim();
-    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
-        Some('K') => (&t[..t.len() - 1], 1 << 10),
-        Some('M') => (&t[..t.len() - 1], 1 << 20),
-        Some('G') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1),
-    };
-    match num.trim().parse::<u64>() {
-        Ok(n) if n > 0 => n * mult,
-        _ => panic!("{name}={text} is not a size"),
-    }
+    let t = text.trim().to_ascii_uppercase();
+    let unit = ["", "K", "M", "G"].iter().rposition(|u| t.ends_with(u));
+    let n = t.trim_end_matches(['K', 'M', 'G']).parse::<u64>();
+    n.map(|n| n << (10 * unit.unwrap_or(0)))
+        .expect("a size, like 256M")
 }
 
 fn runs(part: &str) -> bool {
@@ -90,11 +79,17 @@ fn runs(part: &str) -> bool {
 }
 
 fn mib(bytes: u64) -> f64 {
-    bytes as f64 / MIB
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 fn rate(bytes: u64, d: Duration) -> f64 {
     mib(bytes) / d.as_secs_f64()
+}
+
+/// `label`, seconds and MiB/s, aligned.
+fn row(label: &str, d: Duration, bytes: u64) -> String {
+    let (s, r) = (d.as_secs_f64(), rate(bytes, d));
+    format!("  {label:<34} {s:>7.2} s {r:>8.1} MiB/s")
 }
 
 struct XorShift(u64);
@@ -109,8 +104,7 @@ impl XorShift {
 
     fn fill(&mut self, buf: &mut [u8]) {
         for word in buf.chunks_mut(8) {
-            let x = self.next().to_le_bytes();
-            word.copy_from_slice(&x[..word.len()]);
+            word.copy_from_slice(&self.next().to_le_bytes()[..word.len()]);
         }
     }
 }
@@ -138,19 +132,17 @@ struct Node {
 impl Node {
     async fn start() -> Node {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut registry = Registry::default();
         let config = weft_net::Config::loopback(Identity::generate(), NETWORK);
-        let net = weft_net::start(config, &mut registry)
-            .await
-            .expect("start the network");
+        let net = weft_net::start(config, &mut Registry::default()).await;
+        let net = net.expect("start the network");
+        let (blobs_dir, fault) = (dir.path().join("blobs"), Fault::None);
         let config = Config {
-            dir: dir.path().join("blobs"),
+            dir: blobs_dir,
             quota: None,
-            fault: Fault::None,
+            fault,
         };
-        let blobs = Blobs::start(config, net.handle().clone())
-            .await
-            .expect("start the blobs service");
+        let blobs = Blobs::start(config, net.handle().clone()).await;
+        let blobs = blobs.expect("start the blobs service");
         Node {
             net,
             blobs,
@@ -173,22 +165,23 @@ impl Node {
 
     /// Fetches a ticket's content; returns the fetch time.
     async fn fetch(&self, ticket: &Ticket) -> Result<Duration, String> {
+        let (hash, kind) = (ticket.hash, Some(ticket.kind));
         let target = FetchTarget {
-            hash: ticket.hash,
-            kind: Some(ticket.kind),
+            hash,
+            kind,
             providers: ticket.providers.clone(),
         };
         let t = Instant::now();
-        let fetcher = self.blobs.fetcher();
-        let result = fetcher.fetch(target, Progress::default(), CancellationToken::new());
-        result.await.map_err(|e| e.to_string())?;
+        let fetch =
+            self.blobs
+                .fetcher()
+                .fetch(target, Progress::default(), CancellationToken::new());
+        fetch.await.map_err(|e| e.to_string())?;
         let took = t.elapsed();
-        match self.blobs.info(ticket.hash).await {
-            Ok(Some(info)) if info.complete => Ok(took),
-            other => Err(format!(
-                "fetch returned but the blob is not complete: {other:?}"
-            )),
-        }
+        let complete = matches!(self.blobs.info(hash).await, Ok(Some(i)) if i.complete);
+        complete
+            .then_some(took)
+            .ok_or("fetched, but not complete".into())
     }
 
     /// The transport of our connection to `peer`.
@@ -206,21 +199,12 @@ impl Node {
     }
 }
 
-/// The ticket with only QUIC (or only non-QUIC, i.e. TCP) addresses.
-fn only_transport(ticket: &Ticket, quic: bool) -> Ticket {
-    let mut t = ticket.clone();
-    for p in &mut t.providers {
-        p.addrs.retain(|a| a.to_string().contains("/quic") == quic);
-    }
-    t
-}
-
 async fn raw_tcp(total: u64) -> std::io::Result<Duration> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let start = Instant::now();
     let writer = tokio::spawn(async move {
-        let mut s = TcpStream::connect(addr).await?;
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
         let buf = vec![0x5au8; 64 * 1024];
         let mut left = total;
         while left > 0 {
@@ -237,8 +221,9 @@ async fn raw_tcp(total: u64) -> std::io::Result<Duration> {
     Ok(start.elapsed())
 }
 
-/// BLAKE3 of the file's bytes, 1 MiB per update, one thread; only hashing is timed.
-fn blake3_rate(path: &Path, expect: Hash) -> (Duration, bool) {
+/// BLAKE3 of the file's bytes, 1 MiB per update, one thread; only hashing
+/// is timed. Also says whether the hash is `expect`.
+fn blake3_time(path: &Path, expect: Hash) -> (Duration, bool) {
     let data = fs::read(path).expect("read the input file");
     let t = Instant::now();
     let mut hasher = blake3::Hasher::new();
@@ -249,83 +234,57 @@ fn blake3_rate(path: &Path, expect: Hash) -> (Duration, bool) {
     (t.elapsed(), hash.as_bytes() == expect.as_bytes())
 }
 
-fn fetch_line(label: &str, size: u64, r: &Result<Duration, String>, tcp: f64, b3: f64) -> String {
-    match r {
-        Ok(d) => {
-            let mbs = rate(size, *d);
-            format!(
-                "  {label:<28} {:>7.2} s {mbs:>8.1} MiB/s  = {:.2}x raw TCP, {:.2}x BLAKE3",
-                d.as_secs_f64(),
-                mbs / tcp,
-                mbs / b3
-            )
-        }
-        Err(e) => format!("  {label:<28} FAILED: {e}"),
-    }
-}
-
-/// Measurement 1. A seeder already shares `ticket` (imported from `path`).
-async fn two_nodes(ticket: &Ticket, path: &Path, size: u64, report: &mut Vec<String>) {
+/// Measurement 1: a seeder shares `ticket`, imported from `path` in `import`.
+async fn two_nodes(ticket: &Ticket, path: &Path, size: u64, import: Duration) -> Vec<String> {
     eprintln!("[fetch] baselines");
     let tcp = raw_tcp(size).await.expect("raw TCP baseline");
-    let tcp_rate = rate(size, tcp);
-    let p = path.to_owned();
-    let hash = ticket.hash;
-    let (b3, same) = tokio::task::spawn_blocking(move || blake3_rate(&p, hash))
-        .await
-        .expect("blake3 task");
-    let b3_rate = rate(size, b3);
-    eprintln!("[fetch] two nodes, default ticket");
-    let receiver = Node::start().await;
-    let first = receiver.fetch(ticket).await;
-    let used = receiver.transport_to(ticket.providers[0].peer).await;
-    receiver.stop().await;
-    let quic_first = used == "QUIC";
-    let other_label = if quic_first { "TCP" } else { "QUIC" };
-    eprintln!("[fetch] two nodes, {other_label} only");
-    let receiver = Node::start().await;
-    let second = receiver.fetch(&only_transport(ticket, !quic_first)).await;
-    let used2 = receiver.transport_to(ticket.providers[0].peer).await;
-    receiver.stop().await;
-    report.push(format!(
-        "1. Two nodes on loopback, {:.0} MiB blob (only the fetch is timed)",
+    let (p, hash) = (path.to_owned(), ticket.hash);
+    let blake3 = tokio::task::spawn_blocking(move || blake3_time(&p, hash));
+    let (blake3, same) = blake3.await.expect("blake3 task");
+    let mut report = vec![format!(
+        "1. Two nodes, {:.0} MiB blob (only the fetch is timed)",
         mib(size)
-    ));
-    report.push(fetch_line(
-        &format!("fetch, full ticket (via {used})"),
-        size,
-        &first,
-        tcp_rate,
-        b3_rate,
-    ));
-    report.push(fetch_line(
-        &format!("fetch, {other_label}-only ticket (via {used2})"),
-        size,
-        &second,
-        tcp_rate,
-        b3_rate,
-    ));
-    report.push(format!(
-        "  {:<28} {:>7.2} s {:>8.1} MiB/s",
-        "baseline: raw TCP, 64 KiB",
-        tcp.as_secs_f64(),
-        tcp_rate
-    ));
-    report.push(format!(
-        "  {:<28} {:>7.2} s {:>8.1} MiB/s{}",
-        "baseline: BLAKE3, 1 thread",
-        b3.as_secs_f64(),
-        b3_rate,
-        if same {
-            ""
-        } else {
-            "  (hash differs from the blob id!)"
+    )];
+    let seeder = ticket.providers[0].peer;
+    let mut quic_first = true;
+    for (i, kind) in ["full", "other-transport-only"].into_iter().enumerate() {
+        eprintln!("[fetch] two nodes, {kind} ticket");
+        let mut ticket = ticket.clone();
+        // The second run keeps only the addresses of the transport not used by the first.
+        if i == 1 {
+            ticket.providers[0]
+                .addrs
+                .retain(|a| a.to_string().contains("/quic") != quic_first);
         }
-    ));
+        let receiver = Node::start().await;
+        let fetched = receiver.fetch(&ticket).await;
+        let via = receiver.transport_to(seeder).await;
+        quic_first &= i > 0 || via == "QUIC";
+        receiver.stop().await;
+        let label = format!("fetch, {kind} ticket (via {via})");
+        report.push(match fetched {
+            Ok(d) => format!(
+                "{}  = {:.2}x raw TCP, {:.2}x BLAKE3",
+                row(&label, d, size),
+                tcp.as_secs_f64() / d.as_secs_f64(),
+                blake3.as_secs_f64() / d.as_secs_f64()
+            ),
+            Err(e) => format!("  {label:<34} FAILED: {e}"),
+        });
+    }
+    report.push(row("baseline: raw TCP, 64 KiB writes", tcp, size));
+    let check = if same {
+        ""
+    } else {
+        "  (hash differs from the blob id!)"
+    };
+    report.push(row("baseline: BLAKE3, 1 thread", blake3, size) + check);
+    report.push(row("share: add_path(file), for info", import, size));
+    report
 }
 
 /// Measurement 2.
-async fn swarm(size: u64, work: &Path, report: &mut Vec<String>) {
+async fn swarm(size: u64, work: &Path) -> Vec<String> {
     eprintln!("[swarm] generating {:.0} MiB", mib(size));
     let path = work.join("swarm.bin");
     write_random_file(&path, size, 2);
@@ -343,62 +302,51 @@ async fn swarm(size: u64, work: &Path, report: &mut Vec<String>) {
         .map(|n| async { n.fetch(&ticket).await.map(|_| start.elapsed()) });
     let results = futures::future::join_all(fetches).await;
     let total = start.elapsed();
-    let seeder_out = seeder.blobs.stats().bytes_sent.load(Ordering::Relaxed);
-    let peers_out: u64 = nodes
-        .iter()
-        .map(|n| n.blobs.stats().bytes_sent.load(Ordering::Relaxed))
-        .sum();
-    let done: Vec<f64> = results
-        .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .map(|d| d.as_secs_f64())
-        .collect();
-    let first = done.iter().copied().fold(f64::INFINITY, f64::min);
-    report.push(format!(
-        "2. Swarm: 1 seeder -> {DOWNLOADERS} downloaders, {:.0} MiB, all started together",
-        mib(size)
-    ));
-    report.push(format!(
-        "  all completed in {:.2} s ({}/{DOWNLOADERS} ok; first done at {first:.2} s); aggregate {:.1} MiB/s delivered",
-        total.as_secs_f64(),
-        done.len(),
-        rate(size * done.len() as u64, total)
-    ));
-    report.push(format!(
-        "  seeder egress {:.0} MiB = {:.2}x the size; downloaders uploaded {:.0} MiB = {:.2}x",
-        mib(seeder_out),
-        seeder_out as f64 / size as f64,
-        mib(peers_out),
-        peers_out as f64 / size as f64
-    ));
-    for e in results.iter().filter_map(|r| r.as_ref().err()) {
-        report.push(format!("  FAILED: {e}"));
-    }
+    let sent = |n: &Node| n.blobs.stats().bytes_sent.load(Ordering::Relaxed);
+    let seeder_out = sent(&seeder);
+    let peers_out: u64 = nodes.iter().map(sent).sum();
+    let ok: Vec<f64> = results.iter().flatten().map(|d| d.as_secs_f64()).collect();
+    let first = ok.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut report = vec![
+        format!("2. Swarm: 1 seeder -> {DOWNLOADERS} downloaders, {:.0} MiB, started together", mib(size)),
+        format!(
+            "  all completed in {:.2} s ({}/{DOWNLOADERS} ok, first at {first:.2} s), {:.1} MiB/s delivered in total",
+            total.as_secs_f64(),
+            ok.len(),
+            rate(size * ok.len() as u64, total)
+        ),
+        format!(
+            "  seeder egress {:.0} MiB = {:.2}x the size; downloaders uploaded {:.0} MiB = {:.2}x",
+            mib(seeder_out),
+            seeder_out as f64 / size as f64,
+            mib(peers_out),
+            peers_out as f64 / size as f64
+        ),
+    ];
+    report.extend(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .map(|e| format!("  FAILED: {e}")),
+    );
     seeder.stop().await;
     for n in nodes {
         n.stop().await;
     }
+    report
 }
 
-/// A `/proc/<pid>/status` field in KiB.
-fn status_kib(pid: u32, field: &str) -> u64 {
+/// A `/proc/<pid>/status` field in MiB.
+fn status_mib(pid: u32, field: &str) -> f64 {
     let text = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    text.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    let line = text.lines().find(|l| l.starts_with(field));
+    let kib = line.and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok());
+    kib.unwrap_or(0.0) / 1024.0
 }
 
-struct ChildRss {
-    idle_kib: u64,
-    peak_kib: u64,
-    sampled_kib: u64,
-    fetch: Duration,
-}
-
-/// Runs a receiver child fetching `ticket` and watches its memory. Blocking.
-fn measure_child(ticket: String) -> Result<ChildRss, String> {
+/// Runs a receiver child fetching `ticket`; returns its idle RSS, peak RSS
+/// (MiB) and fetch time. Blocking.
+fn measure_child(ticket: String) -> Result<(f64, f64, Duration), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
         .env("WEFT_BENCH_ROLE", "receiver")
@@ -409,63 +357,38 @@ fn measure_child(ticket: String) -> Result<ChildRss, String> {
         .map_err(|e| e.to_string())?;
     let pid = child.id();
     let mut stdin = child.stdin.take().ok_or("no stdin")?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
     let result = (|| {
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(l) if l == "ready" => {}
+        match lines.next() {
+            Some(Ok(l)) if l == "ready" => {}
             other => return Err(format!("child did not start: {other:?}")),
         }
         std::thread::sleep(Duration::from_millis(500)); // let the idle node settle
-        let idle_kib = status_kib(pid, "VmRSS:");
+        let idle = status_mib(pid, "VmRSS:");
         writeln!(stdin, "go").map_err(|e| e.to_string())?;
-        let mut sampled_kib = idle_kib;
-        let line = loop {
-            match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(line) => break line,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    sampled_kib = sampled_kib.max(status_kib(pid, "VmRSS:"))
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => return Err("child exited".into()),
-            }
-        };
-        let peak_kib = status_kib(pid, "VmHWM:");
-        let secs: f64 = match line.strip_prefix("done ") {
-            Some(s) => s.parse().map_err(|_| format!("child said {line:?}"))?,
-            None => return Err(format!("child: {line}")),
-        };
-        Ok(ChildRss {
-            idle_kib,
-            peak_kib,
-            sampled_kib,
-            fetch: Duration::from_secs_f64(secs),
-        })
+        let line = lines
+            .next()
+            .ok_or("child exited")?
+            .map_err(|e| e.to_string())?;
+        let peak = status_mib(pid, "VmHWM:"); // the child waits for us before exiting
+        let secs = line
+            .strip_prefix("done ")
+            .and_then(|s| s.parse::<f64>().ok());
+        let secs = secs.ok_or(format!("child: {line}"))?;
+        Ok((idle, peak, Duration::from_secs_f64(secs)))
     })();
-    drop(stdin); // the child exits on end of input
+    drop(stdin); // the child exits at the end of its input
     let _ = child.wait();
     result
 }
 
 /// The child side of measurement 3: an idle node, then one fetch.
 async fn receiver_child() {
-    let ticket: Ticket = std::env::var("WEFT_BENCH_TICKET")
-        .expect("WEFT_BENCH_TICKET")
-        .parse()
-        .expect("a valid ticket");
+    let ticket = std::env::var("WEFT_BENCH_TICKET").expect("WEFT_BENCH_TICKET");
+    let ticket: Ticket = ticket.parse().expect("a valid ticket");
     let node = Node::start().await;
-    let read_line = || {
-        tokio::task::spawn_blocking(|| {
-            let mut line = String::new();
-            let _ = std::io::stdin().read_line(&mut line);
-        })
-    };
+    let read_line =
+        || tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new()));
     println!("ready");
     let _ = read_line().await;
     match node.fetch(&ticket).await {
@@ -476,96 +399,78 @@ async fn receiver_child() {
     node.stop().await;
 }
 
-/// Measurement 3. `seeder` shares `big` (of `size` bytes).
-async fn rss(seeder: &Node, big: &Ticket, size: u64, work: &Path, report: &mut Vec<String>) {
+/// Measurement 3: `seeder` shares `big` (of `size` bytes).
+async fn rss(seeder: &Node, big: &Ticket, size: u64, work: &Path) -> Vec<String> {
     let small = size / 4;
     let path = work.join("small.bin");
     write_random_file(&path, small, 3);
     let (small_ticket, _) = seeder.share(path.clone()).await;
     let _ = fs::remove_file(&path);
-    report.push("3. Receiving node's memory (child process, fetching from this process)".into());
+    let mut report =
+        vec!["3. Receiving node's RSS (a child process fetching from this one)".to_string()];
     for (bytes, ticket) in [(size, big), (small, &small_ticket)] {
         eprintln!("[rss] child fetching {:.0} MiB", mib(bytes));
         let t = ticket.to_string();
-        let r = tokio::task::spawn_blocking(move || measure_child(t))
-            .await
-            .expect("child task");
-        report.push(match r {
-            Ok(c) => format!(
-                "  {:>6.0} MiB: idle {:.1} MiB, peak {:.1} MiB (VmHWM; polled VmRSS max {:.1}), growth {:.1} MiB; fetch {:.2} s = {:.1} MiB/s",
+        let r = tokio::task::spawn_blocking(move || measure_child(t)).await;
+        report.push(match r.expect("child task") {
+            Ok((idle, peak, d)) => format!(
+                "  {:>5.0} MiB blob: idle {idle:.1} MiB -> peak {peak:.1} MiB (+{:.1} MiB); fetch {:.2} s, {:.1} MiB/s",
                 mib(bytes),
-                c.idle_kib as f64 / 1024.0,
-                c.peak_kib as f64 / 1024.0,
-                c.sampled_kib as f64 / 1024.0,
-                c.peak_kib.saturating_sub(c.idle_kib) as f64 / 1024.0,
-                c.fetch.as_secs_f64(),
-                rate(bytes, c.fetch)
+                peak - idle,
+                d.as_secs_f64(),
+                rate(bytes, d)
             ),
-            Err(e) => format!("  {:>6.0} MiB: FAILED: {e}", mib(bytes)),
+            Err(e) => format!("  {:>5.0} MiB blob: FAILED: {e}", mib(bytes)),
         });
     }
+    report
 }
 
 /// Measurement 4.
-async fn small_files(count: u64, work: &Path, report: &mut Vec<String>) {
+async fn small_files(count: u64, work: &Path) -> Vec<String> {
     eprintln!("[files] generating {count} files");
     let dir = work.join("many");
     fs::create_dir_all(&dir).expect("create the folder");
-    let mut rng = XorShift(4);
-    let mut buf = vec![0u8; 10 * 1024];
-    let mut total = 0u64;
+    let (mut rng, mut buf, mut total) = (XorShift(4), vec![0u8; 10 * 1024], 0u64);
     for i in 0..count {
         let len = 1024 + (rng.next() % (9 * 1024 + 1)) as usize;
         rng.fill(&mut buf[..len]);
         fs::write(dir.join(format!("file-{i:06}.bin")), &buf[..len]).expect("write a file");
         total += len as u64;
     }
-    let sharer = Node::start().await;
-    let getter = Node::start().await;
-    eprintln!("[files] add_path");
+    let (sharer, getter) = (Node::start().await, Node::start().await);
+    eprintln!("[files] add_path, fetch, export");
     let (ticket, add) = sharer.share(dir.clone()).await;
-    eprintln!("[files] fetch");
     let fetched = getter.fetch(&ticket).await;
-    eprintln!("[files] export");
-    let store = getter.blobs.store().clone();
-    let out = work.join("exported");
+    let (store, hash, out) = (getter.blobs.store().clone(), ticket.hash, work.join("out"));
     let t = Instant::now();
-    let hash = ticket.hash;
     let exported = tokio::task::spawn_blocking(move || {
         weft_blobs::export::export(&store, &hash, BlobKind::Collection, &out)
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .expect("export task");
-    let export_time = t.elapsed();
-    let line = |label: &str, d: Duration| {
-        format!(
-            "  {label:<28} {:>7.2} s {:>8.0} files/s {:>7.2} MiB/s {:>7.0} us/file",
-            d.as_secs_f64(),
+    });
+    let exported = exported.await.expect("export task").map(|_| t.elapsed());
+    let line = |label: &str, r: Result<Duration, String>| match r {
+        Ok(d) => format!(
+            "{} {:>7.0} files/s {:>6.0} us/file",
+            row(label, d, total),
             count as f64 / d.as_secs_f64(),
-            rate(total, d),
             d.as_secs_f64() * 1e6 / count as f64
-        )
+        ),
+        Err(e) => format!("  {label:<34} FAILED: {e}"),
     };
-    report.push(format!(
-        "4. Many small files: {count} files of 1-10 KiB, {:.1} MiB in one folder",
-        mib(total)
-    ));
-    report.push(line("share: add_path(folder)", add));
-    report.push(match &fetched {
-        Ok(d) => line("get: fetch collection", *d),
-        Err(e) => format!("  get: fetch collection FAILED: {e}"),
-    });
-    report.push(match exported {
-        Ok(_) if fetched.is_ok() => line("get: export to a folder", export_time),
-        Ok(_) => "  get: export skipped".into(),
-        Err(e) => format!("  get: export FAILED: {e}"),
-    });
-    if let Ok(d) = fetched {
-        report.push(line("get: fetch + export", d + export_time));
-    }
+    let exported = exported.map_err(|e| e.to_string());
+    let both = fetched.clone().and_then(|f| Ok(f + exported.clone()?));
     sharer.stop().await;
     getter.stop().await;
+    vec![
+        format!(
+            "4. Many small files: {count} files of 1-10 KiB ({:.1} MiB), one folder",
+            mib(total)
+        ),
+        line("share: add_path(folder)", Ok(add)),
+        line("get: fetch the collection", fetched),
+        line("get: export to a folder", exported),
+        line("get: fetch + export", both),
+    ]
 }
 
 async fn run() {
@@ -574,10 +479,12 @@ async fn run() {
     let files = env_size("WEFT_BENCH_FILES", 10_000);
     let work = tempfile::tempdir().expect("tempdir");
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let temp = std::env::temp_dir();
     let mut report = vec![format!(
-        "weft-blobs sharing benchmark: {cpus} CPUs, loopback, data under {}",
-        work.path().parent().unwrap_or(work.path()).display()
+        "weft-blobs sharing benchmark: {cpus} CPUs, 127.0.0.1, data under {}",
+        temp.display()
     )];
+    let mut seeded = None;
     if runs("fetch") || runs("rss") {
         eprintln!("[fetch] generating {:.0} MiB", mib(size));
         let path = work.path().join("big.bin");
@@ -585,29 +492,26 @@ async fn run() {
         let seeder = Node::start().await;
         let (ticket, import) = seeder.share(path.clone()).await;
         if runs("fetch") {
-            two_nodes(&ticket, &path, size, &mut report).await;
-            report.push(format!(
-                "  {:<28} {:>7.2} s {:>8.1} MiB/s  (sharing side, for information)",
-                "import: add_path(file)",
-                import.as_secs_f64(),
-                rate(size, import)
-            ));
+            report.extend(two_nodes(&ticket, &path, size, import).await);
         }
         let _ = fs::remove_file(&path);
+        seeded = Some((seeder, ticket));
+    }
+    if runs("swarm") {
+        report.extend(swarm(swarm_size, work.path()).await);
+    }
+    if let Some((seeder, ticket)) = seeded {
         if runs("rss") {
-            rss(&seeder, &ticket, size, work.path(), &mut report).await;
+            report.extend(rss(&seeder, &ticket, size, work.path()).await);
         }
         seeder.stop().await;
     }
-    if runs("swarm") {
-        swarm(swarm_size, work.path(), &mut report).await;
-    }
     if runs("files") {
-        small_files(files, work.path(), &mut report).await;
+        report.extend(small_files(files, work.path()).await);
     }
     println!("\n==================== weft-blobs sharing ====================");
     for line in report {
         println!("{line}");
     }
-    println!("=============================================================");
+    println!("============================================================");
 }

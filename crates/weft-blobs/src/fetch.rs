@@ -613,7 +613,7 @@ impl Fetcher {
             Some((size, done)) => (size, done),
             None => {
                 let (peer, first) = self
-                    .prove_size(&mut dest, pool, received.clone(), cancel)
+                    .prove_size(&mut dest, pool, received.clone(), progress, cancel)
                     .await?;
                 first_peer = Some((peer, verified_bytes(&first.ranges, first.size)));
                 (first.size, first.ranges)
@@ -797,6 +797,7 @@ impl Fetcher {
         dest: &mut Destination,
         pool: &mut Pool,
         received: Arc<AtomicU64>,
+        progress: &Progress,
         cancel: &CancellationToken,
     ) -> Result<(PeerId, crate::transfer::Received), FetchError> {
         let ranges =
@@ -860,6 +861,7 @@ impl Fetcher {
                 Err(TransferError::BadData(reason)) => {
                     tracing::warn!(%peer, hash = %dest.hash, "dropping provider that sent bad data: {reason}");
                     self.penalise(peer);
+                    progress.update(|p| p.bad_peers.push(peer.to_string()));
                     gave_up.push(peer);
                     last_error = Some(format!("{peer} sent bad data"));
                 }

@@ -29,7 +29,9 @@ use crate::store::BLOCK_SIZE;
 pub const PIECE_CHUNKS: u64 = 1024;
 pub const MAX_PIECES_PER_REQUEST: usize = 8;
 pub const MAX_IN_FLIGHT: u32 = 2;
-const MAX_FAILURES: u32 = 3;
+/// Network failures (not bad data) before a peer is given up on. Streams
+/// can be dropped by a busy peer, so this is lenient.
+const MAX_FAILURES: u32 = 8;
 const BUSY_BACKOFF: Duration = Duration::from_millis(300);
 const TARGET_REQUEST_TIME: f64 = 0.5;
 

@@ -5,4 +5,5 @@ mod bad_input;
 mod daemon;
 mod discovery;
 mod garbage;
+mod sharing;
 mod support;
