@@ -287,7 +287,8 @@ impl EventLoop {
     }
 
     fn dial(&mut self, addr: Multiaddr, reply: Reply<Result<PeerId, DialError>>) {
-        if self.pending_dials.len() >= MAX_PENDING_DIALS {
+        let waiting: usize = self.awaiting_identify.values().map(Vec::len).sum();
+        if self.pending_dials.len() + waiting >= MAX_PENDING_DIALS {
             let _ = reply.send(Err(DialError::Busy));
             return;
         }
@@ -303,12 +304,18 @@ impl EventLoop {
             }
             // Dialed on purpose: give it another chance.
             self.rejected.remove(&peer);
+            if self.swarm.is_connected(&peer) {
+                // Connected, not yet identified: wait for identify rather
+                // than opening another connection.
+                self.awaiting_identify.entry(peer).or_default().push(reply);
+                return;
+            }
         }
         let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
         let opts = match target {
             Some(peer) => DialOpts::peer_id(peer)
                 .addresses(vec![addr.clone()])
-                .condition(libp2p::swarm::dial_opts::PeerCondition::Always)
+                .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
                 .build(),
             None => opts,
         };
@@ -319,6 +326,12 @@ impl EventLoop {
             }
             Err(libp2p::swarm::DialError::LocalPeerId { .. }) => {
                 let _ = reply.send(Err(DialError::SelfDial(addr)));
+            }
+            Err(libp2p::swarm::DialError::DialPeerConditionFalse(_)) if target.is_some() => {
+                // Already being dialed (by Kademlia, say): wait for that.
+                if let Some(peer) = target {
+                    self.awaiting_identify.entry(peer).or_default().push(reply);
+                }
             }
             Err(e) => {
                 let _ = reply.send(Err(DialError::Failed {
@@ -423,13 +436,26 @@ impl EventLoop {
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
                 error,
-                ..
+                peer_id,
             } => {
                 if let Some((addr, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Err(DialError::Failed {
                         addr,
                         reason: one_line(&error),
                     }));
+                }
+                // Dials that were waiting on someone else's attempt.
+                if let Some(peer) = peer_id {
+                    if !self.swarm.is_connected(&peer) {
+                        if let Some(replies) = self.awaiting_identify.remove(&peer) {
+                            for reply in replies {
+                                let _ = reply.send(Err(DialError::Failed {
+                                    addr: Multiaddr::empty().with(Protocol::P2p(peer)),
+                                    reason: one_line(&error),
+                                }));
+                            }
+                        }
+                    }
                 }
             }
             SwarmEvent::IncomingConnectionError {
