@@ -28,7 +28,9 @@
 //! Sizes take a byte count with an optional K, M or G suffix (binary).
 //! `WEFT_BENCH_ONLY=fetch,swarm,rss,files` runs a subset (handy under
 //! `perf`). Data goes under the system temp dir (`TMPDIR`): about 4 GiB at
-//! the default sizes.
+//! the default sizes. `sync` runs before timed phases so that the dirty page
+//! cache of generated inputs does not land in them; the 1-minute load
+//! average is printed, since other work on the machine skews everything.
 
 use std::{
     fs::{self, File},
@@ -241,14 +243,14 @@ async fn two_nodes(ticket: &Ticket, path: &Path, size: u64, import: Duration) ->
     let (p, hash) = (path.to_owned(), ticket.hash);
     let blake3 = tokio::task::spawn_blocking(move || blake3_time(&p, hash));
     let (blake3, same) = blake3.await.expect("blake3 task");
+    let mb = mib(size);
     let mut report = vec![format!(
-        "1. Two nodes, {:.0} MiB blob (only the fetch is timed)",
-        mib(size)
+        "1. Two nodes, {mb:.0} MiB blob (only the fetch is timed)"
     )];
     let seeder = ticket.providers[0].peer;
     let mut quic_first = true;
-    for (i, kind) in ["full", "other-transport-only"].into_iter().enumerate() {
-        eprintln!("[fetch] two nodes, {kind} ticket");
+    for i in 0..2 {
+        eprintln!("[fetch] two nodes, run {}", i + 1);
         let mut ticket = ticket.clone();
         // The second run keeps only the addresses of the transport not used by the first.
         if i == 1 {
@@ -261,7 +263,8 @@ async fn two_nodes(ticket: &Ticket, path: &Path, size: u64, import: Duration) ->
         let via = receiver.transport_to(seeder).await;
         quic_first &= i > 0 || via == "QUIC";
         receiver.stop().await;
-        let label = format!("fetch, {kind} ticket (via {via})");
+        let kind = ["full ticket", "only its address"][i];
+        let label = format!("fetch via {via}, {kind}");
         report.push(match fetched {
             Ok(d) => format!(
                 "{}  = {:.2}x raw TCP, {:.2}x BLAKE3",
@@ -273,11 +276,7 @@ async fn two_nodes(ticket: &Ticket, path: &Path, size: u64, import: Duration) ->
         });
     }
     report.push(row("baseline: raw TCP, 64 KiB writes", tcp, size));
-    let check = if same {
-        ""
-    } else {
-        "  (hash differs from the blob id!)"
-    };
+    let check = ["  (hash differs from the blob id!)", ""][usize::from(same)];
     report.push(row("baseline: BLAKE3, 1 thread", blake3, size) + check);
     report.push(row("share: add_path(file), for info", import, size));
     report
@@ -291,6 +290,7 @@ async fn swarm(size: u64, work: &Path) -> Vec<String> {
     let seeder = Node::start().await;
     let (ticket, _) = seeder.share(path.clone()).await;
     let _ = fs::remove_file(&path);
+    settle();
     let mut nodes = Vec::new();
     for _ in 0..DOWNLOADERS {
         nodes.push(Node::start().await);
@@ -323,17 +323,26 @@ async fn swarm(size: u64, work: &Path) -> Vec<String> {
             peers_out as f64 / size as f64
         ),
     ];
-    report.extend(
-        results
-            .iter()
-            .filter_map(|r| r.as_ref().err())
-            .map(|e| format!("  FAILED: {e}")),
-    );
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        report.push(format!("  FAILED: {e}"));
+    }
     seeder.stop().await;
     for n in nodes {
         n.stop().await;
     }
     report
+}
+
+/// Flushes dirty page cache (the generated inputs) so it does not slow the
+/// timed phases.
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
+/// The 1-minute load average: other work on the machine skews the results.
+fn load_average() -> String {
+    let text = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().next().unwrap_or("?").to_owned()
 }
 
 /// A `/proc/<pid>/status` field in MiB.
@@ -406,6 +415,7 @@ async fn rss(seeder: &Node, big: &Ticket, size: u64, work: &Path) -> Vec<String>
     write_random_file(&path, small, 3);
     let (small_ticket, _) = seeder.share(path.clone()).await;
     let _ = fs::remove_file(&path);
+    settle();
     let mut report =
         vec!["3. Receiving node's RSS (a child process fetching from this one)".to_string()];
     for (bytes, ticket) in [(size, big), (small, &small_ticket)] {
@@ -439,9 +449,12 @@ async fn small_files(count: u64, work: &Path) -> Vec<String> {
         total += len as u64;
     }
     let (sharer, getter) = (Node::start().await, Node::start().await);
+    settle();
     eprintln!("[files] add_path, fetch, export");
     let (ticket, add) = sharer.share(dir.clone()).await;
+    settle();
     let fetched = getter.fetch(&ticket).await;
+    settle();
     let (store, hash, out) = (getter.blobs.store().clone(), ticket.hash, work.join("out"));
     let t = Instant::now();
     let exported = tokio::task::spawn_blocking(move || {
@@ -481,8 +494,9 @@ async fn run() {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let temp = std::env::temp_dir();
     let mut report = vec![format!(
-        "weft-blobs sharing benchmark: {cpus} CPUs, 127.0.0.1, data under {}",
-        temp.display()
+        "weft-blobs sharing benchmark: {cpus} CPUs, 127.0.0.1, data under {}, 1-min load average at start: {}",
+        temp.display(),
+        load_average()
     )];
     let mut seeded = None;
     if runs("fetch") || runs("rss") {
@@ -490,7 +504,9 @@ async fn run() {
         let path = work.path().join("big.bin");
         write_random_file(&path, size, 1);
         let seeder = Node::start().await;
+        settle();
         let (ticket, import) = seeder.share(path.clone()).await;
+        settle();
         if runs("fetch") {
             report.extend(two_nodes(&ticket, &path, size, import).await);
         }
@@ -509,6 +525,7 @@ async fn run() {
     if runs("files") {
         report.extend(small_files(files, work.path()).await);
     }
+    report.push(format!("1-min load average at the end: {}", load_average()));
     println!("\n==================== weft-blobs sharing ====================");
     for line in report {
         println!("{line}");

@@ -203,7 +203,10 @@ fn spawn_discovery(
                             continue;
                         }
                         for addr in addrs {
-                            if net.dial(weft_net::with_peer_id(&addr, peer)).await.is_ok() {
+                            let dial = net.dial(weft_net::with_peer_id(&addr, peer));
+                            if let Ok(Ok(_)) =
+                                tokio::time::timeout(Duration::from_secs(10), dial).await
+                            {
                                 break;
                             }
                         }
@@ -351,7 +354,10 @@ impl Fetcher {
             tokio::spawn(async move {
                 for addr in &provider.addrs {
                     let full = weft_net::with_peer_id(addr, provider.peer);
-                    match net.dial(full).await {
+                    match tokio::time::timeout(Duration::from_secs(20), net.dial(full))
+                        .await
+                        .unwrap_or(Err(weft_net::DialError::Busy))
+                    {
                         Ok(_) => {
                             let _ = tx.send(provider.peer).await;
                             return;

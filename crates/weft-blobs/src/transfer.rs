@@ -4,11 +4,12 @@
 //!
 //! The bao encoding and decoding are synchronous (bao-tree's `io::sync`), so
 //! they run on blocking threads, bridged to the libp2p stream with
-//! `SyncIoBridge`. Serving is bounded by a semaphore: a peer that finds no
+//! bounded channels pumped by async tasks with idle timeouts, so a
+//! stalled peer never pins a thread. Serving is bounded by a semaphore: a peer that finds no
 //! free slot gets a `Busy` answer instead of a queue.
 
 use std::{
-    io::{self, BufReader, BufWriter, Write},
+    io::{self, BufReader, BufWriter, Read, Write},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -22,10 +23,6 @@ use bao_tree::{
 };
 use futures::{AsyncWriteExt, StreamExt};
 use tokio::sync::Semaphore;
-use tokio_util::{
-    compat::{FuturesAsyncReadCompatExt, FuturesAsyncWriteCompatExt},
-    io::SyncIoBridge,
-};
 use weft_net::{IncomingStreams, NetworkHandle, PeerId, Stream};
 
 use crate::{
@@ -287,10 +284,13 @@ async fn serve_one(
         stream.close().await?;
         return Ok(());
     }
-    let sink = SyncIoBridge::new(stream.compat_write());
-    let sent = tokio::task::spawn_blocking(move || -> io::Result<(u64, SyncIoBridge<_>)> {
+    // The encoder runs on a blocking thread and writes into a bounded
+    // channel; this task moves the chunks to the stream with an idle
+    // timeout. If the peer stalls, dropping the channel frees the thread.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(PUMP_CHUNKS);
+    let encoder = tokio::task::spawn_blocking(move || -> io::Result<u64> {
         let counting = Counting {
-            inner: sink,
+            inner: ChannelWriter { tx },
             count: 0,
             fault,
         };
@@ -299,14 +299,101 @@ async fn serve_one(
             .map_err(|e| io::Error::other(format!("{e:?}")))?;
         writer.flush()?;
         let counting = writer.into_inner().map_err(|e| e.into_error())?;
-        Ok((counting.count, counting.inner))
-    })
-    .await
-    .map_err(|e| io::Error::other(e.to_string()))??;
-    stats.bytes_sent.fetch_add(sent.0, Ordering::Relaxed);
-    let mut stream = sent.1.into_inner().into_inner();
-    stream.close().await?;
+        Ok(counting.count)
+    });
+    while let Some(chunk) = rx.recv().await {
+        tokio::time::timeout(IDLE_TIMEOUT, stream.write_all(&chunk))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "peer stopped reading"))??;
+    }
+    let sent = encoder
+        .await
+        .map_err(|e| io::Error::other(e.to_string()))??;
+    stats.bytes_sent.fetch_add(sent, Ordering::Relaxed);
+    tokio::time::timeout(IDLE_TIMEOUT, stream.close())
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "peer stopped reading"))??;
     Ok(())
+}
+
+/// Chunks in flight between a blocking coder and its stream.
+const PUMP_CHUNKS: usize = 8;
+/// A peer that neither sends nor reads for this long is given up on.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The blocking side of an outgoing pump.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tx
+            .blocking_send(buf.to_vec())
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "stream closed"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The blocking side of an incoming pump: reads what the async task
+/// received; an error or the end of the channel ends the stream.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.buf.len() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => {
+                    self.buf = chunk;
+                    self.pos = 0;
+                }
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Moves bytes from `stream` into a channel for a blocking reader, with an
+/// idle timeout; ends when the stream ends or the reader goes away.
+async fn pump_in(mut stream: Stream, tx: tokio::sync::mpsc::Sender<io::Result<Vec<u8>>>) {
+    use futures::AsyncReadExt;
+    loop {
+        let mut buf = vec![0u8; IO_BUFFER];
+        let n = match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut buf)).await {
+            Ok(Ok(0)) => return,
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+            Err(_) => {
+                let _ = tx
+                    .send(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "peer stopped sending",
+                    )))
+                    .await;
+                return;
+            }
+        };
+        buf.truncate(n);
+        if tx.send(Ok(buf)).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Counts bytes written and applies the configured fault.
@@ -394,9 +481,9 @@ pub async fn fetch_ranges(
     ranges: &ChunkRanges,
     progress: Arc<AtomicU64>,
 ) -> Result<Received, TransferError> {
-    let mut stream = net
-        .open_stream(peer, PROTOCOL)
+    let mut stream = tokio::time::timeout(HEADER_TIMEOUT, net.open_stream(peer, PROTOCOL))
         .await
+        .map_err(|_| TransferError::Stream("opening a stream timed out".into()))?
         .map_err(|e| TransferError::Stream(e.to_string()))?;
     let request = Request {
         kind: RequestKind::Data,
@@ -447,11 +534,18 @@ pub async fn fetch_ranges(
 
     let hash = dest.hash;
     let blocking_store = store.clone();
-    let source = SyncIoBridge::new(stream.compat());
+    let (tx, rx) = tokio::sync::mpsc::channel(PUMP_CHUNKS);
+    let pump = tokio::spawn(pump_in(stream, tx));
+    let _pump = AbortOnDrop(pump);
+    let source = ChannelReader {
+        rx,
+        buf: Vec::new(),
+        pos: 0,
+    };
     let decode_ranges_set = served.clone();
     let decoded = tokio::task::spawn_blocking(move || -> Result<(), TransferError> {
         let targets = blocking_store.partial_targets(&hash, size)?;
-        let reader = BufReader::with_capacity(IO_BUFFER, source);
+        let reader = BufReader::with_capacity(64 * 1024, source);
         let target = CountingTarget {
             inner: targets.data,
             progress,
@@ -494,9 +588,9 @@ async fn ask(
     kind: RequestKind,
     hash: Hash,
 ) -> Result<Stream, TransferError> {
-    let mut stream = net
-        .open_stream(peer, PROTOCOL)
+    let mut stream = tokio::time::timeout(HEADER_TIMEOUT, net.open_stream(peer, PROTOCOL))
         .await
+        .map_err(|_| TransferError::Stream("opening a stream timed out".into()))?
         .map_err(|e| TransferError::Stream(e.to_string()))?;
     let request = Request {
         kind,
@@ -542,6 +636,15 @@ pub async fn query_peers(
         .await
         .map_err(|_| TransferError::Stream("no answer in time".into()))??;
     Ok(peers)
+}
+
+/// Aborts a task when dropped (the reader pump of a cancelled fetch).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Counts bytes as bao-tree writes verified chunk groups into the data file.
