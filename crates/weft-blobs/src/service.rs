@@ -31,6 +31,8 @@ use crate::{
     Hash,
 };
 
+/// Most fetches running at once; more wait their turn.
+const MAX_RUNNING_FETCHES: usize = 16;
 /// Most fetches remembered (running or finished) for status queries.
 const MAX_FETCHES: usize = 1024;
 /// Files imported per durability barrier and index transaction.
@@ -99,6 +101,7 @@ struct Inner {
     next_id: AtomicU64,
     cancel: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
@@ -141,6 +144,7 @@ impl Blobs {
                 next_id: AtomicU64::new(1),
                 cancel,
                 tasks: Mutex::new(vec![serve_task]),
+                running: Arc::new(tokio::sync::Semaphore::new(MAX_RUNNING_FETCHES)),
             }),
         };
         let announcer = tokio::spawn(blobs.clone().announce_all());
@@ -364,6 +368,14 @@ impl Blobs {
         }
         let this = self.clone();
         tokio::spawn(async move {
+            let permit = tokio::select! {
+                p = this.inner.running.clone().acquire_owned() => p.ok(),
+                _ = cancel.cancelled() => None,
+            };
+            let Some(_permit) = permit else {
+                progress.update_state(FetchState::Cancelled);
+                return;
+            };
             let result = this
                 .inner
                 .fetcher
