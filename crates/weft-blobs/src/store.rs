@@ -736,16 +736,18 @@ impl Store {
         name: Option<String>,
         added: &ChunkRanges,
     ) -> Result<BlobInfo, StoreError> {
-        let _guard = self
-            .inner
-            .ranges_lock
-            .lock()
-            .map_err(|_| StoreError::Db("lock poisoned".into()))?;
+        // Make the verified bytes durable first, outside the lock, so
+        // fetches of different blobs sync in parallel.
         for path in [self.data_path(hash), self.outboard_path(hash)] {
             File::open(&path)
                 .and_then(|f| f.sync_data())
                 .map_err(StoreError::io(&path))?;
         }
+        let _guard = self
+            .inner
+            .ranges_lock
+            .lock()
+            .map_err(|_| StoreError::Db("lock poisoned".into()))?;
         let existing = self.record(hash)?;
         if let Some(rec) = &existing {
             if rec.size != size {

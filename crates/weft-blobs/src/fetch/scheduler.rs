@@ -83,7 +83,8 @@ pub struct Scheduler {
     peers: HashMap<PeerId, PeerStat>,
     assignments: HashMap<u64, Assignment>,
     next_id: u64,
-    rng: u64,
+    /// Where this fetch starts among equally rare pieces.
+    start: usize,
 }
 
 impl Scheduler {
@@ -98,7 +99,7 @@ impl Scheduler {
             peers: HashMap::new(),
             assignments: HashMap::new(),
             next_id: 0,
-            rng: seed | 1,
+            start: (seed % count as u64) as usize,
         };
         for i in 0..count {
             if s.piece_ranges(i).is_subset(done) {
@@ -190,12 +191,13 @@ impl Scheduler {
         self.assignments.len()
     }
 
-    fn random(&mut self) -> u64 {
-        // xorshift: deterministic for a seed, good enough for tie-breaks.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
+    /// A per-fetch pseudo-random order of pieces (a bijection on indices
+    /// seeded by `start`), used to break ties between equally rare pieces.
+    fn scatter(&self, i: usize) -> usize {
+        let x = (i as u64)
+            .wrapping_add(self.start as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (x ^ (x >> 29)) as usize
     }
 
     fn peer_has(&self, stat: &PeerStat, i: usize) -> bool {
@@ -255,12 +257,15 @@ impl Scheduler {
             want
         };
 
-        // Rarest missing pieces this peer has; ties broken at random.
-        let mut candidates: Vec<(usize, u64, usize)> = Vec::new();
-        for i in 0..self.pieces.len() {
+        // Rarest missing pieces this peer has. Ties are broken in a
+        // per-fetch pseudo-random order, so downloaders of the same blob ask
+        // for different pieces and have something to trade.
+        let n = self.pieces.len();
+        let mut candidates: Vec<(usize, usize, usize)> = Vec::new();
+        for i in 0..n {
             if self.pieces[i] == Piece::Missing && self.peer_has(&stat, i) {
-                let r = self.random();
-                candidates.push((self.availability(i), r, i));
+                let order = self.scatter(i);
+                candidates.push((self.availability(i), order, i));
             }
         }
         let mut chosen: Vec<usize> = Vec::new();
@@ -280,7 +285,10 @@ impl Scheduler {
                 next += 1;
             }
         } else {
-            // Endgame: help with the oldest piece only one other peer has.
+            // Nothing missing that this peer has: help with the oldest piece
+            // only one other peer is working on. Near the end this is the
+            // endgame; in a swarm it also lets a peer take over work from a
+            // slower one.
             let mut best: Option<(Instant, usize)> = None;
             for i in 0..self.pieces.len() {
                 if let Piece::InFlight { peers, since } = &self.pieces[i] {
