@@ -193,7 +193,7 @@ async fn a_bare_hash_finds_providers_in_the_dht() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_downloaders_feed_each_other() {
-    const SIZE: usize = 32 * 1024 * 1024;
+    const SIZE: usize = 64 * 1024 * 1024;
     let seeder = node("blobs-swarm", Fault::None).await;
     let data = random_bytes(SIZE, 99);
     let hash = seeder
