@@ -254,6 +254,20 @@ impl Session {
         range: std::ops::Range<u64>,
         cancel: &CancellationToken,
     ) -> Result<u64, FetchError> {
+        // Bytes already here need neither the providers nor the lock (which
+        // a read-ahead for a later range may be holding).
+        let store = self.fetcher.store.clone();
+        let hash = self.hash;
+        if let Ok(Ok(Some((size, valid)))) =
+            tokio::task::spawn_blocking(move || store.valid_ranges(&hash)).await
+        {
+            let wanted = ChunkRanges::from(
+                ChunkNum::full_chunks(range.start.min(size))..ChunkNum::chunks(range.end.min(size)),
+            );
+            if protocol::normalize(&wanted, size).is_subset(&valid) {
+                return Ok(size);
+            }
+        }
         let mut pool = self.pool.lock().await;
         self.fetcher
             .fetch_blob(
