@@ -10,6 +10,7 @@
 //! [`crate::transfer`]); the store records verified ranges, so a fetch that
 //! is cancelled, or whose node is killed, resumes where it stopped.
 
+mod discovery;
 pub mod scheduler;
 
 use std::{
@@ -154,89 +155,6 @@ pub struct FetchOutcome {
     pub hash: Hash,
     pub kind: BlobKind,
     pub size: u64,
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// How often peer exchange runs during a fetch.
-const PEX_INTERVAL: Duration = Duration::from_millis(200);
-/// Most peers one fetch learns through peer exchange.
-const MAX_PEX_KNOWN: usize = 64;
-
-/// Peer exchange for one blob: asks known providers for other peers that
-/// want the same blob, and keeps asking partial peers what they have.
-/// Reports `(peer, ranges it has)`.
-fn spawn_discovery(
-    net: NetworkHandle,
-    hash: Hash,
-    size: u64,
-    initial: Vec<PeerId>,
-) -> (
-    mpsc::Receiver<(PeerId, ChunkRanges)>,
-    tokio::task::JoinHandle<()>,
-) {
-    let (tx, rx) = mpsc::channel(64);
-    let task = tokio::spawn(async move {
-        let me = net.local_peer_id();
-        let all = protocol::all_chunks(size);
-        let mut sources: Vec<PeerId> = initial;
-        let mut partial: Vec<PeerId> = Vec::new();
-        let mut round = 0usize;
-        loop {
-            if round > 0 {
-                tokio::time::sleep(PEX_INTERVAL).await;
-            }
-            round += 1;
-            // Ask one source per round, in turn, for other peers.
-            if !sources.is_empty() {
-                let source = sources[round % sources.len()];
-                if let Ok(found) = crate::transfer::query_peers(&net, source, hash).await {
-                    for (peer, addrs) in found {
-                        if peer == me || sources.contains(&peer) || sources.len() >= MAX_PEX_KNOWN {
-                            continue;
-                        }
-                        for addr in addrs {
-                            let dial = net.dial(weft_net::with_peer_id(&addr, peer));
-                            if let Ok(Ok(_)) =
-                                tokio::time::timeout(Duration::from_secs(10), dial).await
-                            {
-                                break;
-                            }
-                        }
-                        sources.push(peer);
-                        partial.push(peer);
-                    }
-                }
-            }
-            // Refresh what partial peers have; drop those that completed.
-            let mut still_partial = Vec::new();
-            for peer in partial.drain(..) {
-                match crate::transfer::query_have(&net, peer, hash).await {
-                    Ok((s, have)) if s == size => {
-                        let complete = all.is_subset(&have);
-                        if tx.send((peer, have)).await.is_err() {
-                            return;
-                        }
-                        if !complete {
-                            still_partial.push(peer);
-                        }
-                    }
-                    Ok(_) => {} // a different size: not the same blob, ignore it
-                    Err(TransferError::NotFound) => still_partial.push(peer),
-                    Err(_) => {}
-                }
-            }
-            partial = still_partial;
-        }
-    });
-    (rx, task)
 }
 
 /// Fetches parts of one blob on demand; see [`Fetcher::session`].
@@ -677,8 +595,8 @@ impl Fetcher {
         }
         // Peer exchange: find other downloaders and learn what they have.
         let (mut discovered, discovery) =
-            spawn_discovery(self.net.clone(), hash, size, pool.known.clone());
-        let _discovery = AbortOnDrop(discovery);
+            discovery::spawn_discovery(self.net.clone(), hash, size, pool.known.clone());
+        let _discovery = crate::transfer::AbortOnDrop(discovery);
         for p in &pool.known {
             if self.offences(p) == 0 {
                 sched.add_peer(*p, None);

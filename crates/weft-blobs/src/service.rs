@@ -228,14 +228,19 @@ impl Blobs {
         })
         .await
         .map_err(AddError::Internal)??;
+        Ok(self.announce_single(info).await)
+    }
+
+    /// Announces a single imported blob and describes it.
+    async fn announce_single(&self, info: BlobInfo) -> Added {
         let _ = self.inner.net.provide(info.hash.as_bytes().to_vec()).await;
-        Ok(Added {
+        Added {
             hash: info.hash,
             kind: BlobKind::Blob,
             size: info.size,
             name: info.name,
             files: 1,
-        })
+        }
     }
 
     /// Imports bytes (an upload) and announces them.
@@ -246,14 +251,7 @@ impl Blobs {
         })
         .await
         .map_err(AddError::Internal)??;
-        let _ = self.inner.net.provide(info.hash.as_bytes().to_vec()).await;
-        Ok(Added {
-            hash: info.hash,
-            kind: BlobKind::Blob,
-            size: info.size,
-            name: info.name,
-            files: 1,
-        })
+        Ok(self.announce_single(info).await)
     }
 
     pub async fn info(&self, hash: Hash) -> Result<Option<BlobInfo>, StoreError> {

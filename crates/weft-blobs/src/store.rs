@@ -212,6 +212,17 @@ impl Store {
         self.inner.total.load(Ordering::Relaxed)
     }
 
+    /// Fresh temp paths for an import's data and outboard (removed at open
+    /// if a crash leaves them behind).
+    fn temp_paths(&self) -> (PathBuf, PathBuf) {
+        let suffix: u64 = rand::random();
+        let dir = &self.inner.dir;
+        (
+            dir.join(format!("import-{suffix:016x}.data.tmp")),
+            dir.join(format!("import-{suffix:016x}.obao.tmp")),
+        )
+    }
+
     fn data_path(&self, hash: &Hash) -> PathBuf {
         self.inner.dir.join(format!("{}.data", hash.to_hex()))
     }
@@ -359,16 +370,8 @@ impl Store {
             return Err(StoreError::TooLarge { size });
         }
         self.ensure_space(size, None)?;
-        let suffix: u64 = rand::random();
-        let tmp_data = self
-            .inner
-            .dir
-            .join(format!("import-{suffix:016x}.data.tmp"));
-        let tmp_obao = self
-            .inner
-            .dir
-            .join(format!("import-{suffix:016x}.obao.tmp"));
-        let result = self.import_into_temp(reader, size, &tmp_data, &tmp_obao);
+        let (tmp_data, tmp_obao) = self.temp_paths();
+        let result = self.write_temp(reader, size, &tmp_data, &tmp_obao, true);
         let hash = match result {
             Ok(h) => h,
             Err(e) => {
@@ -419,15 +422,7 @@ impl Store {
         self.ensure_space(sizes.iter().sum(), None)?;
         let mut written: Vec<(Hash, u64, bool)> = Vec::with_capacity(files.len());
         for (path, &size) in files.iter().zip(&sizes) {
-            let suffix: u64 = rand::random();
-            let tmp_data = self
-                .inner
-                .dir
-                .join(format!("import-{suffix:016x}.data.tmp"));
-            let tmp_obao = self
-                .inner
-                .dir
-                .join(format!("import-{suffix:016x}.obao.tmp"));
+            let (tmp_data, tmp_obao) = self.temp_paths();
             let file = File::open(path).map_err(StoreError::io(path))?;
             let hash = match self.write_temp(file, size, &tmp_data, &tmp_obao, false) {
                 Ok(h) => h,
@@ -495,16 +490,6 @@ impl Store {
             }
         }
         Ok(infos)
-    }
-
-    fn import_into_temp(
-        &self,
-        reader: impl Read,
-        size: u64,
-        tmp_data: &Path,
-        tmp_obao: &Path,
-    ) -> Result<Hash, StoreError> {
-        self.write_temp(reader, size, tmp_data, tmp_obao, true)
     }
 
     /// Writes data and outboard to temp files; `sync` waits for the disk.

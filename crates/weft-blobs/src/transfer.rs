@@ -8,8 +8,13 @@
 //! stalled peer never pins a thread. Serving is bounded by a semaphore: a peer that finds no
 //! free slot gets a `Busy` answer instead of a queue.
 
+mod pump;
+
+pub(crate) use pump::AbortOnDrop;
+use pump::{pump_in, ChannelReader, ChannelWriter, IDLE_TIMEOUT, PUMP_CHUNKS};
+
 use std::{
-    io::{self, BufReader, BufWriter, Read, Write},
+    io::{self, BufReader, BufWriter, Write},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -316,86 +321,6 @@ async fn serve_one(
     Ok(())
 }
 
-/// Chunks in flight between a blocking coder and its stream.
-const PUMP_CHUNKS: usize = 8;
-/// A peer that neither sends nor reads for this long is given up on.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The blocking side of an outgoing pump.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tx
-            .blocking_send(buf.to_vec())
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "stream closed"))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The blocking side of an incoming pump: reads what the async task
-/// received; an error or the end of the channel ends the stream.
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.pos >= self.buf.len() {
-            match self.rx.blocking_recv() {
-                Some(Ok(chunk)) => {
-                    self.buf = chunk;
-                    self.pos = 0;
-                }
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// Moves bytes from `stream` into a channel for a blocking reader, with an
-/// idle timeout; ends when the stream ends or the reader goes away.
-async fn pump_in(mut stream: Stream, tx: tokio::sync::mpsc::Sender<io::Result<Vec<u8>>>) {
-    use futures::AsyncReadExt;
-    loop {
-        let mut buf = vec![0u8; IO_BUFFER];
-        let n = match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut buf)).await {
-            Ok(Ok(0)) => return,
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
-            Err(_) => {
-                let _ = tx
-                    .send(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "peer stopped sending",
-                    )))
-                    .await;
-                return;
-            }
-        };
-        buf.truncate(n);
-        if tx.send(Ok(buf)).await.is_err() {
-            return;
-        }
-    }
-}
-
 /// Counts bytes written and applies the configured fault.
 struct Counting<W> {
     inner: W,
@@ -490,14 +415,7 @@ pub async fn fetch_ranges(
         hash: dest.hash,
         ranges: ranges.clone(),
     };
-    stream
-        .write_all(&request.encode()?)
-        .await
-        .map_err(|e| TransferError::Stream(e.to_string()))?;
-    stream
-        .flush()
-        .await
-        .map_err(|e| TransferError::Stream(e.to_string()))?;
+    send_request(&mut stream, &request).await?;
     let header = tokio::time::timeout(HEADER_TIMEOUT, ResponseHeader::read(&mut stream))
         .await
         .map_err(|_| TransferError::Stream("no answer in time".into()))??;
@@ -582,6 +500,18 @@ pub async fn fetch_ranges(
     })
 }
 
+async fn send_request(stream: &mut Stream, request: &Request) -> Result<(), TransferError> {
+    let bytes = request.encode()?;
+    stream
+        .write_all(&bytes)
+        .await
+        .map_err(|e| TransferError::Stream(e.to_string()))?;
+    stream
+        .flush()
+        .await
+        .map_err(|e| TransferError::Stream(e.to_string()))
+}
+
 async fn ask(
     net: &NetworkHandle,
     peer: PeerId,
@@ -597,14 +527,7 @@ async fn ask(
         hash,
         ranges: ChunkRanges::empty(),
     };
-    stream
-        .write_all(&request.encode()?)
-        .await
-        .map_err(|e| TransferError::Stream(e.to_string()))?;
-    stream
-        .flush()
-        .await
-        .map_err(|e| TransferError::Stream(e.to_string()))?;
+    send_request(&mut stream, &request).await?;
     Ok(stream)
 }
 
@@ -636,15 +559,6 @@ pub async fn query_peers(
         .await
         .map_err(|_| TransferError::Stream("no answer in time".into()))??;
     Ok(peers)
-}
-
-/// Aborts a task when dropped (the reader pump of a cancelled fetch).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Counts bytes as bao-tree writes verified chunk groups into the data file.

@@ -12,9 +12,7 @@ use axum::{
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
-use weft_blobs::{
-    fetch::FetchTarget, service::AddError, BlobInfo, Hash, StoreError, Target, Ticket,
-};
+use weft_blobs::{fetch::FetchTarget, service::AddError, BlobInfo, Hash, Target, Ticket};
 
 use super::{ApiError, ApiState};
 
@@ -37,23 +35,6 @@ pub(super) fn routes() -> Router<ApiState> {
 fn parse_hash(text: &str) -> Result<Hash, ApiError> {
     text.parse()
         .map_err(|e: weft_blobs::HashParseError| ApiError::bad_request("bad_hash", e.to_string()))
-}
-
-fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound(h) => {
-            ApiError::not_found(format!("blob {h} is not in the local store"))
-        }
-        StoreError::QuotaExceeded { .. } => ApiError::new(
-            StatusCode::INSUFFICIENT_STORAGE,
-            "quota_exceeded",
-            e.to_string(),
-        ),
-        StoreError::TooLarge { .. } => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
-        }
-        other => ApiError::internal(other.to_string()),
-    }
 }
 
 #[derive(Serialize)]
@@ -89,7 +70,7 @@ impl From<BlobInfo> for BlobResponse {
 }
 
 async fn list(State(state): State<ApiState>) -> Result<Json<Vec<BlobResponse>>, ApiError> {
-    let mut list = state.blobs.list().await.map_err(store_error)?;
+    let mut list = state.blobs.list().await.map_err(ApiError::from)?;
     list.sort_by(|a, b| b.last_used.cmp(&a.last_used).then(a.hash.cmp(&b.hash)));
     Ok(Json(list.into_iter().map(Into::into).collect()))
 }
@@ -99,7 +80,7 @@ async fn info(
     Path(hash): Path<String>,
 ) -> Result<Json<BlobResponse>, ApiError> {
     let hash = parse_hash(&hash)?;
-    match state.blobs.info(hash).await.map_err(store_error)? {
+    match state.blobs.info(hash).await.map_err(ApiError::from)? {
         Some(b) => Ok(Json(b.into())),
         None => Err(ApiError::not_found(format!(
             "blob {hash} is not in the local store"
@@ -163,7 +144,11 @@ async fn add(
         let _ = tokio::fs::remove_file(&tmp).await;
         result.map_err(add_error)?
     };
-    let ticket = state.blobs.ticket(added.hash).await.map_err(store_error)?;
+    let ticket = state
+        .blobs
+        .ticket(added.hash)
+        .await
+        .map_err(ApiError::from)?;
     Ok(Json(AddResponse {
         hash: added.hash.to_hex(),
         kind: added.kind,
@@ -218,7 +203,7 @@ fn add_error(e: AddError) -> ApiError {
     match e {
         AddError::Missing(p) => ApiError::not_found(format!("{} does not exist", p.display())),
         AddError::Unreadable { .. } => ApiError::bad_request("unreadable", e.to_string()),
-        AddError::Store(s) => store_error(s),
+        AddError::Store(s) => s.into(),
         AddError::Internal(m) => ApiError::internal(m),
     }
 }
@@ -228,7 +213,7 @@ async fn remove(
     Path(hash): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let hash = parse_hash(&hash)?;
-    state.blobs.remove(hash).await.map_err(store_error)?;
+    state.blobs.remove(hash).await.map_err(ApiError::from)?;
     Ok(Json(serde_json::json!({ "removed": hash.to_hex() })))
 }
 
@@ -236,30 +221,23 @@ async fn pin(
     State(state): State<ApiState>,
     Path(hash): Path<String>,
 ) -> Result<Json<BlobResponse>, ApiError> {
-    let hash = parse_hash(&hash)?;
-    Ok(Json(
-        state
-            .blobs
-            .set_pinned(hash, true)
-            .await
-            .map_err(store_error)?
-            .into(),
-    ))
+    set_pinned(&state, &hash, true).await
 }
 
 async fn unpin(
     State(state): State<ApiState>,
     Path(hash): Path<String>,
 ) -> Result<Json<BlobResponse>, ApiError> {
-    let hash = parse_hash(&hash)?;
-    Ok(Json(
-        state
-            .blobs
-            .set_pinned(hash, false)
-            .await
-            .map_err(store_error)?
-            .into(),
-    ))
+    set_pinned(&state, &hash, false).await
+}
+
+async fn set_pinned(
+    state: &ApiState,
+    hash: &str,
+    pinned: bool,
+) -> Result<Json<BlobResponse>, ApiError> {
+    let hash = parse_hash(hash)?;
+    Ok(Json(state.blobs.set_pinned(hash, pinned).await?.into()))
 }
 
 async fn ticket(
@@ -267,7 +245,7 @@ async fn ticket(
     Path(hash): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let hash = parse_hash(&hash)?;
-    let ticket = state.blobs.ticket(hash).await.map_err(store_error)?;
+    let ticket = state.blobs.ticket(hash).await.map_err(ApiError::from)?;
     Ok(Json(serde_json::json!({
         "hash": hash.to_hex(),
         "kind": ticket.kind,

@@ -72,6 +72,26 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+impl From<weft_blobs::StoreError> for ApiError {
+    fn from(e: weft_blobs::StoreError) -> Self {
+        use weft_blobs::StoreError;
+        match e {
+            StoreError::NotFound(h) => {
+                Self::not_found(format!("blob {h} is not in the local store"))
+            }
+            StoreError::QuotaExceeded { .. } => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "quota_exceeded",
+                e.to_string(),
+            ),
+            StoreError::TooLarge { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            }
+            other => Self::internal(other.to_string()),
+        }
+    }
+}
+
 impl From<weft_net::NetError> for ApiError {
     fn from(e: weft_net::NetError) -> Self {
         Self::unavailable(e.to_string())

@@ -45,7 +45,7 @@ use weft_blobs::{
 
 use super::{ApiError, ApiState};
 use range::Requested;
-use source::{blocking, store_error, Source};
+use source::{blocking, Source};
 
 /// `Cache-Control` for content addressed by hash.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -265,7 +265,7 @@ async fn serve_entry(
     let store = state.blobs.store().clone();
     let local = blocking(move || store.info(&file))
         .await?
-        .map_err(store_error)?
+        .map_err(ApiError::from)?
         .is_some_and(|i| i.complete);
     // The DHT knows providers of roots, so ask the collection's.
     let providers = if local {

@@ -50,7 +50,7 @@ use weft_blobs::{
 };
 
 use super::{
-    source::{blocking, store_error, Source},
+    source::{blocking, Source},
     ApiError, IMMUTABLE,
 };
 
@@ -167,7 +167,7 @@ pub(super) async fn respond(
     let hash = source.hash;
     let reader = blocking(move || store.reader(&hash))
         .await?
-        .map_err(store_error)?
+        .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::not_found(format!("blob {hash} is no longer in the store")))?;
     if !ranges.is_subset(&reader.valid) {
         return Err(ApiError::internal(format!(

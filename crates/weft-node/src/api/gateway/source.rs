@@ -27,7 +27,7 @@ use weft_blobs::{
     fetch::{FetchError, Session},
     store::UseGuard,
     ticket::Provider,
-    Blobs, Hash, Store, StoreError,
+    Blobs, Hash, Store,
 };
 
 use super::ApiError;
@@ -68,27 +68,12 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal(format!("store task failed: {e}")))
 }
 
-pub(super) fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound(h) => ApiError::not_found(format!("blob {h} is not in the store")),
-        StoreError::QuotaExceeded { .. } => ApiError::new(
-            StatusCode::INSUFFICIENT_STORAGE,
-            "quota_exceeded",
-            e.to_string(),
-        ),
-        StoreError::TooLarge { .. } => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
-        }
-        other => ApiError::internal(other.to_string()),
-    }
-}
-
 fn fetch_error(hash: Hash, e: FetchError) -> ApiError {
     match e {
         FetchError::NoProviders(_) => ApiError::not_found(format!(
             "blob {hash} was not found in the network (no provider has it)"
         )),
-        FetchError::Store(e) => store_error(e),
+        FetchError::Store(e) => e.into(),
         FetchError::Cancelled => ApiError::unavailable("the request was cancelled"),
         other => ApiError::new(StatusCode::BAD_GATEWAY, "fetch_failed", other.to_string()),
     }
@@ -109,7 +94,7 @@ impl Source {
             let store = store.clone();
             blocking(move || store.info(&hash))
                 .await?
-                .map_err(store_error)?
+                .map_err(ApiError::from)?
         };
         let name = info
             .as_ref()
@@ -220,7 +205,7 @@ impl Source {
         let hash = self.hash;
         blocking(move || store.read_to_vec(&hash, limit))
             .await?
-            .map_err(store_error)
+            .map_err(ApiError::from)
     }
 
     /// Records a use of a complete blob for least-recently-used eviction.
@@ -274,7 +259,7 @@ impl Source {
 fn read_verified(store: &Store, hash: &Hash, range: Range<u64>) -> Result<Bytes, ApiError> {
     let reader = store
         .reader(hash)
-        .map_err(store_error)?
+        .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::not_found(format!("blob {hash} is no longer in the store")))?;
     if range.end > reader.size || !reader.has_bytes(range.start, range.end) {
         return Err(ApiError::internal(format!(
