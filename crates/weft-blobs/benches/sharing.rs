@@ -125,6 +125,27 @@ fn write_random_file(path: &Path, len: u64, seed: u64) {
     }
 }
 
+/// Writing `len` bytes to a new file in `dir` (1 MiB writes, then one
+/// fsync): what any receiver must at least do with what it downloads.
+fn disk_write_time(dir: &Path, len: u64) -> Duration {
+    let path = dir.join("disk-baseline.bin");
+    let mut buf = vec![0u8; 1 << 20];
+    XorShift(7).fill(&mut buf);
+    let t = Instant::now();
+    let mut file = File::create(&path).expect("create the disk baseline file");
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        file.write_all(&buf[..n]).expect("write the disk baseline file");
+        left -= n as u64;
+    }
+    file.sync_data().expect("sync the disk baseline file");
+    let took = t.elapsed();
+    drop(file);
+    let _ = fs::remove_file(&path);
+    took
+}
+
 struct Node {
     net: Network,
     blobs: Blobs,
@@ -174,12 +195,15 @@ impl Node {
             providers: ticket.providers.clone(),
         };
         let t = Instant::now();
+        let cpu_start = cpu_time();
         let fetch =
             self.blobs
                 .fetcher()
                 .fetch(target, Progress::default(), CancellationToken::new());
         fetch.await.map_err(|e| e.to_string())?;
         let took = t.elapsed();
+        let cores = (cpu_time() - cpu_start).as_secs_f64() / took.as_secs_f64();
+        eprintln!("[fetch] process CPU during the fetch: {cores:.2} cores");
         let complete = matches!(self.blobs.info(hash).await, Ok(Some(i)) if i.complete);
         complete
             .then_some(took)
@@ -199,6 +223,17 @@ impl Node {
             None => "?",
         }
     }
+}
+
+/// CPU time (user + system) used by this process so far.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 async fn raw_tcp(total: u64) -> std::io::Result<Duration> {
@@ -243,6 +278,9 @@ async fn two_nodes(ticket: &Ticket, path: &Path, size: u64, import: Duration) ->
     let (p, hash) = (path.to_owned(), ticket.hash);
     let blake3 = tokio::task::spawn_blocking(move || blake3_time(&p, hash));
     let (blake3, same) = blake3.await.expect("blake3 task");
+    let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
+    let disk = tokio::task::spawn_blocking(move || disk_write_time(&dir, size));
+    let disk = disk.await.expect("disk baseline task");
     let mb = mib(size);
     let mut report = vec![format!(
         "1. Two nodes, {mb:.0} MiB blob (only the fetch is timed)"
@@ -267,15 +305,17 @@ async fn two_nodes(ticket: &Ticket, path: &Path, size: u64, import: Duration) ->
         let label = format!("fetch via {via}, {kind}");
         report.push(match fetched {
             Ok(d) => format!(
-                "{}  = {:.2}x raw TCP, {:.2}x BLAKE3",
+                "{}  = {:.2}x raw TCP, {:.2}x disk write, {:.2}x BLAKE3",
                 row(&label, d, size),
                 tcp.as_secs_f64() / d.as_secs_f64(),
+                disk.as_secs_f64() / d.as_secs_f64(),
                 blake3.as_secs_f64() / d.as_secs_f64()
             ),
             Err(e) => format!("  {label:<34} FAILED: {e}"),
         });
     }
     report.push(row("baseline: raw TCP, 64 KiB writes", tcp, size));
+    report.push(row("baseline: write a new file + fsync", disk, size));
     let check = ["  (hash differs from the blob id!)", ""][usize::from(same)];
     report.push(row("baseline: BLAKE3, 1 thread", blake3, size) + check);
     report.push(row("share: add_path(file), for info", import, size));

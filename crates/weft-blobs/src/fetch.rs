@@ -532,6 +532,10 @@ impl Fetcher {
         wanted_bytes: Option<std::ops::Range<u64>>,
     ) -> Result<u64, FetchError> {
         let _guard = self.store.hold(hash);
+        let _flush = FlushOnExit {
+            store: self.store.clone(),
+            hash,
+        };
         let store = self.store.clone();
         let state = tokio::task::spawn_blocking(move || store.valid_ranges(&hash))
             .await
@@ -810,6 +814,29 @@ impl Fetcher {
                 Err(TransferError::Store(e)) => return Err(e.into()),
                 Err(e) => last_error = Some(format!("{peer}: {e}")),
             }
+        }
+    }
+}
+
+/// Makes a download's verified ranges durable when it stops, however it
+/// stops (done, failed, cancelled, aborted), so a later run resumes them.
+struct FlushOnExit {
+    store: Store,
+    hash: Hash,
+}
+
+impl Drop for FlushOnExit {
+    fn drop(&mut self) {
+        let store = self.store.clone();
+        let hash = self.hash;
+        let flush = move || {
+            if let Err(e) = store.flush(&hash) {
+                tracing::warn!(%hash, "could not record verified ranges: {e}");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(flush)),
+            Err(_) => flush(),
         }
     }
 }

@@ -17,7 +17,10 @@
 //! The [`Store`] is a cheap clone around shared state; its methods block
 //! (file and database I/O), so async callers use `spawn_blocking`.
 
+mod partial;
 mod tables;
+
+pub use partial::PartialTargets;
 
 use std::{
     collections::HashMap,
@@ -109,14 +112,26 @@ struct Inner {
     total: AtomicU64,
     /// Blobs being fetched or served: never evicted.
     in_use: Mutex<HashMap<Hash, usize>>,
-    /// Serializes read-modify-write of range records.
-    ranges_lock: Mutex<()>,
+    /// Verified ranges not yet durable; its lock also serializes
+    /// read-modify-write of range records.
+    unsynced: Mutex<HashMap<Hash, partial::Unsynced>>,
 }
 
 /// Keeps a blob from eviction while alive.
 pub struct UseGuard {
     store: Store,
     hash: Hash,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // The last handle: make what was verified in memory durable.
+        if Arc::strong_count(&self.inner) == 1 {
+            if let Err(e) = self.flush_all() {
+                tracing::warn!("could not record verified ranges at close: {e}");
+            }
+        }
+    }
 }
 
 impl Drop for UseGuard {
@@ -157,12 +172,6 @@ impl BlobReader {
     }
 }
 
-/// Files for writing verified chunks of a blob being downloaded.
-pub struct PartialTargets {
-    pub data: File,
-    pub outboard: PreOrderOutboard<File>,
-}
-
 impl Store {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path, quota: Option<u64>) -> Result<Self, StoreError> {
@@ -191,7 +200,7 @@ impl Store {
                 quota,
                 total: AtomicU64::new(0),
                 in_use: Mutex::new(HashMap::new()),
-                ranges_lock: Mutex::new(()),
+                unsynced: Mutex::new(HashMap::new()),
             }),
         };
         let total = store.list()?.iter().map(|b| b.size).sum();
@@ -264,7 +273,8 @@ impl Store {
             })
     }
 
-    fn stored_ranges(&self, hash: &Hash) -> Result<ChunkRanges, StoreError> {
+    /// Verified ranges of a partial blob as the index records them.
+    fn db_ranges(&self, hash: &Hash) -> Result<ChunkRanges, StoreError> {
         let tx = self.inner.db.begin_read().map_err(db_err)?;
         let table = tx.open_table(RANGES).map_err(db_err)?;
         Ok(table
@@ -274,22 +284,32 @@ impl Store {
             .unwrap_or_else(ChunkRanges::empty))
     }
 
+    /// Verified ranges of a partial blob, including those not yet durable.
+    fn stored_ranges(&self, hash: &Hash) -> Result<ChunkRanges, StoreError> {
+        let unsynced = self.lock_unsynced()?;
+        let db = self.db_ranges(hash)?;
+        Ok(match unsynced.get(hash) {
+            Some(pending) => db | pending.ranges(),
+            None => db,
+        })
+    }
+
+    fn lock_unsynced(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<Hash, partial::Unsynced>>, StoreError> {
+        self.inner
+            .unsynced
+            .lock()
+            .map_err(|_| StoreError::Db("lock poisoned".into()))
+    }
+
     fn info_from(&self, hash: Hash, rec: &EntryRecord) -> Result<BlobInfo, StoreError> {
-        let verified_bytes = if rec.complete {
+        let verified = if rec.complete {
             rec.size
         } else {
             verified_bytes(&self.stored_ranges(&hash)?, rec.size)
         };
-        Ok(BlobInfo {
-            hash,
-            size: rec.size,
-            kind: rec.kind,
-            name: rec.name.clone(),
-            complete: rec.complete,
-            pinned: rec.pinned,
-            verified_bytes,
-            last_used: rec.last_used,
-        })
+        Ok(blob_info(hash, rec, verified))
     }
 
     pub fn info(&self, hash: &Hash) -> Result<Option<BlobInfo>, StoreError> {
@@ -574,6 +594,7 @@ impl Store {
     /// Removes a blob's index entry and files.
     pub fn remove(&self, hash: &Hash) -> Result<(), StoreError> {
         let rec = self.record(hash)?.ok_or(StoreError::NotFound(*hash))?;
+        self.lock_unsynced()?.remove(hash);
         let tx = self.inner.db.begin_write().map_err(db_err)?;
         {
             let mut blobs = tx.open_table(BLOBS).map_err(db_err)?;
@@ -672,138 +693,18 @@ impl Store {
         }
         Ok(self.data_path(hash))
     }
+}
 
-    /// Opens (creating if needed) the files of a blob being downloaded with
-    /// the given size. Nothing is indexed until [`Store::add_verified`].
-    pub fn partial_targets(&self, hash: &Hash, size: u64) -> Result<PartialTargets, StoreError> {
-        if size > MAX_BLOB_SIZE {
-            return Err(StoreError::TooLarge { size });
-        }
-        let tree = BaoTree::new(size, BLOCK_SIZE);
-        let data_path = self.data_path(hash);
-        let obao_path = self.outboard_path(hash);
-        let open = |p: &Path| {
-            fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(p)
-                .map_err(StoreError::io(p))
-        };
-        let data = open(&data_path)?;
-        let obao = open(&obao_path)?;
-        if data.metadata().map_err(StoreError::io(&data_path))?.len() != size {
-            data.set_len(size).map_err(StoreError::io(&data_path))?;
-        }
-        if obao.metadata().map_err(StoreError::io(&obao_path))?.len() != tree.outboard_size() {
-            obao.set_len(tree.outboard_size())
-                .map_err(StoreError::io(&obao_path))?;
-        }
-        Ok(PartialTargets {
-            data,
-            outboard: PreOrderOutboard {
-                root: (*hash).into(),
-                tree,
-                data: obao,
-            },
-        })
-    }
-
-    /// Records chunk ranges of a partial blob as verified (the caller has
-    /// written and verified them). Files are synced first. Returns the
-    /// blob's state afterwards.
-    pub fn add_verified(
-        &self,
-        hash: &Hash,
-        size: u64,
-        kind: BlobKind,
-        name: Option<String>,
-        added: &ChunkRanges,
-    ) -> Result<BlobInfo, StoreError> {
-        // Make the verified bytes durable first, outside the lock, so
-        // fetches of different blobs sync in parallel.
-        for path in [self.data_path(hash), self.outboard_path(hash)] {
-            File::open(&path)
-                .and_then(|f| f.sync_data())
-                .map_err(StoreError::io(&path))?;
-        }
-        let _guard = self
-            .inner
-            .ranges_lock
-            .lock()
-            .map_err(|_| StoreError::Db("lock poisoned".into()))?;
-        let existing = self.record(hash)?;
-        if let Some(rec) = &existing {
-            if rec.size != size {
-                return Err(StoreError::Corrupt {
-                    hash: *hash,
-                    reason: format!("size {size} does not match the stored size {}", rec.size),
-                });
-            }
-            if rec.complete {
-                return self.info_from(*hash, rec);
-            }
-        } else {
-            self.ensure_space(size, Some(hash))?;
-        }
-        let tree = BaoTree::new(size, BLOCK_SIZE);
-        let all = ChunkRanges::from(ChunkNum(0)..tree.chunks());
-        let mut ranges = self.stored_ranges(hash)? | added.clone();
-        ranges &= all.clone();
-        let complete = all.is_subset(&ranges);
-        let rec = EntryRecord {
-            size,
-            complete,
-            pinned: existing.as_ref().is_some_and(|r| r.pinned),
-            kind,
-            name: name.or_else(|| existing.as_ref().and_then(|r| r.name.clone())),
-            last_used: now(),
-        };
-        let tx = self.inner.db.begin_write().map_err(db_err)?;
-        {
-            let mut blobs = tx.open_table(BLOBS).map_err(db_err)?;
-            blobs
-                .insert(tables::key(hash), rec.encode().as_slice())
-                .map_err(db_err)?;
-            let mut table = tx.open_table(RANGES).map_err(db_err)?;
-            if complete {
-                table.remove(tables::key(hash)).map_err(db_err)?;
-            } else {
-                table
-                    .insert(tables::key(hash), tables::encode_ranges(&ranges).as_slice())
-                    .map_err(db_err)?;
-            }
-        }
-        tx.commit().map_err(db_err)?;
-        if existing.is_none() {
-            self.inner.total.fetch_add(size, Ordering::Relaxed);
-        }
-        self.info_from(*hash, &rec)
-    }
-
-    /// Removes the files of a blob that has no index entry (a download whose
-    /// first response failed verification).
-    pub fn discard_unindexed(&self, hash: &Hash) -> Result<(), StoreError> {
-        if self.record(hash)?.is_none() {
-            let _ = fs::remove_file(self.data_path(hash));
-            let _ = fs::remove_file(self.outboard_path(hash));
-        }
-        Ok(())
-    }
-
-    /// Verified chunk ranges and size of a blob, if present.
-    pub fn valid_ranges(&self, hash: &Hash) -> Result<Option<(u64, ChunkRanges)>, StoreError> {
-        let Some(rec) = self.record(hash)? else {
-            return Ok(None);
-        };
-        let tree = BaoTree::new(rec.size, BLOCK_SIZE);
-        let ranges = if rec.complete {
-            ChunkRanges::from(ChunkNum(0)..tree.chunks())
-        } else {
-            self.stored_ranges(hash)?
-        };
-        Ok(Some((rec.size, ranges)))
+fn blob_info(hash: Hash, rec: &EntryRecord, verified_bytes: u64) -> BlobInfo {
+    BlobInfo {
+        hash,
+        size: rec.size,
+        kind: rec.kind,
+        name: rec.name.clone(),
+        complete: rec.complete,
+        pinned: rec.pinned,
+        verified_bytes,
+        last_used: rec.last_used,
     }
 }
 

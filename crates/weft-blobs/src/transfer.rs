@@ -9,6 +9,7 @@
 //! free slot gets a `Busy` answer instead of a queue.
 
 mod pump;
+mod sink;
 
 pub(crate) use pump::AbortOnDrop;
 use pump::{pump_in, ChannelReader, ChannelWriter, IDLE_TIMEOUT, PUMP_CHUNKS};
@@ -23,7 +24,7 @@ use std::{
 };
 
 use bao_tree::{
-    io::sync::{decode_ranges, encode_ranges_validated, WriteAt},
+    io::sync::encode_ranges_validated,
     ChunkRanges,
 };
 use futures::{AsyncWriteExt, StreamExt};
@@ -464,11 +465,7 @@ pub async fn fetch_ranges(
     let decoded = tokio::task::spawn_blocking(move || -> Result<(), TransferError> {
         let targets = blocking_store.partial_targets(&hash, size)?;
         let reader = BufReader::with_capacity(64 * 1024, source);
-        let target = CountingTarget {
-            inner: targets.data,
-            progress,
-        };
-        decode_ranges(reader, &decode_ranges_set, target, targets.outboard).map_err(|e| match e {
+        sink::decode_into(reader, &decode_ranges_set, targets, &progress).map_err(|e| match e {
             bao_tree::io::DecodeError::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
                 TransferError::Stream("the peer closed the stream early".into())
             }
@@ -561,20 +558,3 @@ pub async fn query_peers(
     Ok(peers)
 }
 
-/// Counts bytes as bao-tree writes verified chunk groups into the data file.
-struct CountingTarget<W> {
-    inner: W,
-    progress: Arc<AtomicU64>,
-}
-
-impl<W: WriteAt> WriteAt for CountingTarget<W> {
-    fn write_at(&mut self, pos: u64, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write_at(pos, buf)?;
-        self.progress.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}

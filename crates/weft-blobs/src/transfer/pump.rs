@@ -10,7 +10,8 @@ use std::{
 
 use weft_net::Stream;
 
-use super::IO_BUFFER;
+/// Size of one read from a stream.
+const READ_BUFFER: usize = 64 * 1024;
 
 /// Chunks in flight between a blocking coder and its stream.
 pub(super) const PUMP_CHUNKS: usize = 8;
@@ -69,8 +70,11 @@ pub(super) async fn pump_in(
     tx: tokio::sync::mpsc::Sender<io::Result<Vec<u8>>>,
 ) {
     use futures::AsyncReadExt;
+    // One read buffer for the whole stream; each read is sent on as a copy
+    // of just the bytes received (a fresh zeroed buffer per read costs
+    // more in page faults than the copy).
+    let mut buf = vec![0u8; READ_BUFFER];
     loop {
-        let mut buf = vec![0u8; IO_BUFFER];
         let n = match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut buf)).await {
             Ok(Ok(0)) => return,
             Ok(Ok(n)) => n,
@@ -88,8 +92,7 @@ pub(super) async fn pump_in(
                 return;
             }
         };
-        buf.truncate(n);
-        if tx.send(Ok(buf)).await.is_err() {
+        if tx.send(Ok(buf[..n].to_vec())).await.is_err() {
             return;
         }
     }
