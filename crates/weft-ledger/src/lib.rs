@@ -24,6 +24,7 @@ pub mod mempool;
 pub mod pow;
 pub mod state;
 pub mod store;
+pub mod service;
 pub mod tx;
 pub mod wallet;
 

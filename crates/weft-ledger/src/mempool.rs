@@ -1,24 +1,21 @@
 //! The mempool: signed transfers waiting for a block.
 //!
-//! Sans-IO and deterministic (STYLE.md habit 3). The caller verifies
-//! signatures and passes each sender's confirmed [`AccountState`] and the
-//! clock; there is no randomness and no randomly seeded hashing (every map is
-//! a `BTreeMap`), so the same calls always give the same pool.
+//! Sans-IO and deterministic (STYLE.md habit 3): the caller verifies
+//! signatures and hands in each sender's confirmed [`AccountState`] and the
+//! clock. There is no randomness and no randomly seeded hashing (every map is
+//! a B-tree), so the same calls always build the same pool.
 //!
-//! State, all owned by [`Mempool`]:
-//! - per sender, a chain of entries keyed by nonce. Its *ready* prefix starts
-//!   at the account's next nonce, has no gaps, and the sender can afford all
-//!   of it together (amount plus fee, summed). Everything after it is
-//!   *future*: behind a gap, or not affordable yet. Future entries expire
-//!   after [`Config::future_ttl`].
-//! - an index of each sender's *last* entry by (fee rate, id). When the pool
-//!   is full, the cheapest chain end is evicted, so eviction never opens a gap
-//!   in a ready chain.
+//! [`Mempool`] owns all of its state:
+//! - per sender, a chain of entries by nonce. Its *ready* prefix starts at the
+//!   account's next nonce, has no gap, and is affordable as a whole (amount
+//!   plus fee, summed). The rest is *future* (behind a gap, or not affordable
+//!   yet) and expires after [`Config::future_ttl`].
+//! - each sender's *last* entry, indexed by (fee rate, id). A full pool evicts
+//!   the cheapest chain end, so eviction never opens a gap in a chain.
 //!
-//! Everything is bounded by [`Config`]: total count and bytes, entries per
-//! sender, future entries per sender and in total, and how far ahead of the
-//! account a nonce may be. There is nothing to shut down: dropping the value
-//! drops the pool.
+//! [`Config`] bounds everything: count, bytes, entries per sender, future
+//! entries per sender and in total, and how far ahead a nonce may be. There
+//! is nothing to shut down.
 
 use std::{
     cmp::Reverse,
@@ -31,8 +28,8 @@ use crate::{
     tx::{Transaction, TxId},
 };
 
-/// The confirmed state of an account: its balance and the next nonce the
-/// chain expects from it.
+/// An account's confirmed state: its balance and the next nonce the chain
+/// expects from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AccountState {
     pub balance: u64,
@@ -52,12 +49,11 @@ pub struct Config {
     pub max_future_per_sender: usize,
     /// Future transactions in total.
     pub max_future_total: usize,
-    /// A nonce more than this far past the account's nonce is rejected.
+    /// A nonce more than this past the account's nonce is rejected.
     pub max_nonce_gap: u64,
     /// How long a future transaction is kept.
     pub future_ttl: Duration,
-    /// How much more fee (in percent) a replacement must pay; its fee rate
-    /// must be higher too.
+    /// How much more fee, in percent, a replacement pays (at a higher rate).
     pub min_bump_percent: u64,
 }
 
@@ -83,7 +79,7 @@ pub enum Inserted {
     Ready,
     /// It waits for an earlier nonce or for funds.
     Future,
-    /// It replaced the pooled transaction with the same sender and nonce.
+    /// It replaced (and evicted) the pooled one with the same sender and nonce.
     Replaced(TxId),
 }
 
@@ -92,17 +88,15 @@ pub enum Inserted {
 pub enum Rejected {
     #[error("the transaction is already in the mempool")]
     Duplicate,
-    #[error("nonce {nonce} is already used on chain; the account's next nonce is {expected}")]
+    #[error("nonce {nonce} is used on chain already; the account's next nonce is {expected}")]
     StaleNonce { nonce: u64, expected: u64 },
     #[error("nonce {nonce} is too far ahead; the sender's next nonce is {expected}")]
     NonceTooFar { nonce: u64, expected: u64 },
     #[error("a replacement must pay a fee of at least {needed}")]
     FeeTooLow { needed: u64 },
-    #[error("the sender's pending transfers need {needed}, the balance is {balance}")]
+    #[error("the sender's pending transfers need {needed}; the balance is {balance}")]
     InsufficientBalance { needed: u64, balance: u64 },
-    #[error(
-        "the mempool is full and the fee rate is not above the cheapest evictable transaction"
-    )]
+    #[error("the mempool is full and the fee rate is not above the cheapest evictable one")]
     Full,
     #[error("the sender has too many pending transactions")]
     SenderLimit,
@@ -116,37 +110,61 @@ struct Entry {
     id: TxId,
     size: usize,
     rate: u64,
-    /// amount + fee (checked on insert).
+    /// amount + fee.
     cost: u64,
     ready: bool,
-    /// When it last became future (insert or demotion); expiry counts from here.
+    /// When it last became future (inserted or demoted); expiry counts from here.
     since: Instant,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Sender {
     account: AccountState,
     txs: BTreeMap<u64, Entry>,
-    ready: usize,
-    future: usize,
-    ready_cost: u64,
-    /// This sender's key in [`Mempool::tails`].
+    /// This sender's key in [`Index::tails`].
     tail: Option<(u64, TxId)>,
 }
 
-/// Pending transactions, see the module docs.
-#[derive(Debug)]
-pub struct Mempool {
-    config: Config,
-    senders: BTreeMap<Address, Sender>,
+impl Sender {
+    /// The ready prefix of the chain.
+    fn ready(&self) -> impl Iterator<Item = &Entry> + '_ {
+        self.txs.values().take_while(|e| e.ready)
+    }
+}
+
+/// Everything but the chains: where each entry is, the eviction
+/// candidates, and the totals.
+#[derive(Debug, Default)]
+struct Index {
     by_id: BTreeMap<TxId, (Address, u64)>,
-    /// (fee rate, id) of each sender's last entry: the eviction candidates.
+    /// (fee rate, id) of each sender's last entry.
     tails: BTreeSet<(u64, TxId)>,
     bytes: usize,
     ready: usize,
     future: usize,
-    /// The latest clock reading given to `insert` or `update`, for demotions
-    /// done by `remove`.
+}
+
+impl Index {
+    /// Forgets an entry taken out of its chain (its sender's `tail` is
+    /// fixed by `Mempool::refresh`).
+    fn forget(&mut self, e: &Entry) {
+        *if e.ready {
+            &mut self.ready
+        } else {
+            &mut self.future
+        } -= 1;
+        self.bytes -= e.size;
+        self.by_id.remove(&e.id);
+    }
+}
+
+/// Pending transactions; see the module docs.
+#[derive(Debug, Default)]
+pub struct Mempool {
+    config: Config,
+    senders: BTreeMap<Address, Sender>,
+    index: Index,
+    /// The latest `now` given to `insert` or `update`.
     clock: Option<Instant>,
 }
 
@@ -154,50 +172,38 @@ impl Mempool {
     pub fn new(config: Config) -> Self {
         Mempool {
             config,
-            senders: BTreeMap::new(),
-            by_id: BTreeMap::new(),
-            tails: BTreeSet::new(),
-            bytes: 0,
-            ready: 0,
-            future: 0,
-            clock: None,
+            ..Mempool::default()
         }
     }
 
-    /// Adds a transaction whose signature the caller has verified. `account`
-    /// is the sender's confirmed state.
+    /// Adds a transaction whose signature the caller has checked; `account`
+    /// is its sender's confirmed state.
     pub fn insert(
         &mut self,
         tx: Transaction,
         account: AccountState,
         now: Instant,
     ) -> Result<Inserted, Rejected> {
-        self.tick(now);
-        let id = tx.id();
-        if self.by_id.contains_key(&id) {
+        self.clock = Some(self.clock.map_or(now, |c| c.max(now)));
+        let (id, from, nonce) = (tx.id(), tx.from, tx.nonce);
+        if self.contains(&id) {
             return Err(Rejected::Duplicate);
         }
-        if tx.nonce < account.nonce {
-            return Err(Rejected::StaleNonce {
-                nonce: tx.nonce,
-                expected: account.nonce,
-            });
+        let expected = account.nonce;
+        if nonce < expected {
+            return Err(Rejected::StaleNonce { nonce, expected });
         }
-        let from = tx.from;
-        if self
-            .senders
-            .get(&from)
-            .is_some_and(|s| s.account != account)
-        {
-            self.sync(&from, account);
+        if let Some(sender) = self.senders.get_mut(&from).filter(|s| s.account != account) {
+            sender.account = account;
+            self.refresh(&from);
         }
-        let (ready, ready_cost, len, future) = self.senders.get(&from).map_or((0, 0, 0, 0), |s| {
-            (s.ready, s.ready_cost, s.txs.len(), s.future)
-        });
-        let next = account.nonce.saturating_add(ready as u64);
-        if tx.nonce > account.nonce.saturating_add(self.config.max_nonce_gap) {
+        let empty = Sender::default();
+        let sender = self.senders.get(&from).unwrap_or(&empty);
+        let ready = sender.ready().count();
+        let next = expected.saturating_add(ready as u64);
+        if nonce > expected.saturating_add(self.config.max_nonce_gap) {
             return Err(Rejected::NonceTooFar {
-                nonce: tx.nonce,
+                nonce,
                 expected: next,
             });
         }
@@ -206,63 +212,48 @@ impl Mempool {
             needed: needed.unwrap_or(u64::MAX),
             balance,
         };
-        let cost = tx.amount.checked_add(tx.fee).ok_or(short(None))?;
-        if cost > balance {
-            return Err(short(Some(cost)));
-        }
-        let size = tx.size();
-        let rate = tx.fee_rate();
-
-        let old = self.senders.get(&from).and_then(|s| s.txs.get(&tx.nonce));
-        let (replaced, added, freed) = if let Some(old) = old {
-            let needed = self.replacement_fee(old, size);
-            if tx.fee < needed {
-                return Err(Rejected::FeeTooLow { needed });
-            }
-            if old.ready {
-                // Everything before it stays ready, so it must fit after them.
-                let total = self
-                    .chain_cost(&from, account.nonce, tx.nonce)
-                    .and_then(|before| before.checked_add(cost));
-                if total.is_none_or(|t| t > balance) {
-                    return Err(short(total));
-                }
-            }
-            (Some(old.id), 0, old.size)
-        } else {
-            if len >= self.config.max_per_sender {
-                return Err(Rejected::SenderLimit);
-            }
-            if tx.nonce == next {
-                let total = ready_cost.checked_add(cost);
-                if total.is_none_or(|t| t > balance) {
-                    return Err(short(total));
-                }
-            } else if future >= self.config.max_future_per_sender
-                || self.future >= self.config.max_future_total
-            {
-                return Err(Rejected::FutureLimit);
-            }
-            (None, 1, 0)
+        let cost = match tx.amount.checked_add(tx.fee) {
+            Some(cost) if cost <= balance => cost,
+            cost => return Err(short(cost)),
         };
+        let (size, rate) = (tx.size(), tx.fee_rate());
+        let old = sender.txs.get(&nonce);
+        let (replaced, added, freed) = match old {
+            Some(old) => {
+                let needed = self.replacement_fee(old, size);
+                if tx.fee < needed {
+                    return Err(Rejected::FeeTooLow { needed });
+                }
+                (Some(old.id), 0, old.size)
+            }
+            None if sender.txs.len() >= self.config.max_per_sender => {
+                return Err(Rejected::SenderLimit)
+            }
+            None if nonce > next
+                && (sender.txs.len() - ready >= self.config.max_future_per_sender
+                    || self.index.future >= self.config.max_future_total) =>
+            {
+                return Err(Rejected::FutureLimit)
+            }
+            None => (None, 1, 0),
+        };
+        // A ready one must be affordable after the ready ones before it.
+        if old.map_or(nonce == next, |old| old.ready) {
+            let total = (sender.ready())
+                .filter(|e| e.tx.nonce < nonce)
+                .try_fold(cost, |sum, e| sum.checked_add(e.cost));
+            if total.is_none_or(|t| t > balance) {
+                return Err(short(total));
+            }
+        }
 
-        let victims = self.plan_evictions(&from, added, size, freed, rate)?;
-        for (addr, nonce) in victims {
-            self.take(&addr, nonce);
+        for (addr, n) in self.plan_evictions(&from, added, size, freed, rate)? {
+            self.take(&addr, n);
             self.refresh(&addr);
         }
-        let nonce = tx.nonce;
         if replaced.is_some() {
             self.take(&from, nonce);
         }
-        let sender = self.senders.entry(from).or_insert_with(|| Sender {
-            account,
-            txs: BTreeMap::new(),
-            ready: 0,
-            future: 0,
-            ready_cost: 0,
-            tail: None,
-        });
         // In as future; `refresh` promotes it (and what follows) if it can.
         let entry = Entry {
             tx,
@@ -273,56 +264,50 @@ impl Mempool {
             ready: false,
             since: now,
         };
+        let sender = self.senders.entry(from).or_insert_with(|| Sender {
+            account,
+            ..Sender::default()
+        });
         sender.txs.insert(nonce, entry);
-        sender.future += 1;
-        self.future += 1;
-        self.bytes += size;
-        self.by_id.insert(id, (from, nonce));
+        self.index.future += 1;
+        self.index.bytes += size;
+        self.index.by_id.insert(id, (from, nonce));
         self.refresh(&from);
-
-        let ready = self
-            .senders
-            .get(&from)
-            .and_then(|s| s.txs.get(&nonce))
-            .is_some_and(|e| e.ready);
         Ok(match replaced {
             Some(old) => Inserted::Replaced(old),
-            None if ready => Inserted::Ready,
+            None if self.entry(&id).is_some_and(|e| e.ready) => Inserted::Ready,
             None => Inserted::Future,
         })
     }
 
     pub fn contains(&self, id: &TxId) -> bool {
-        self.by_id.contains_key(id)
+        self.index.by_id.contains_key(id)
     }
 
     pub fn get(&self, id: &TxId) -> Option<&Transaction> {
         self.entry(id).map(|e| &e.tx)
     }
 
-    /// Removes a transaction. Later transactions of the same sender become
-    /// future until the gap is filled.
+    /// Removes a transaction; the sender's later ones wait (as future) until
+    /// the gap is filled.
     pub fn remove(&mut self, id: &TxId) -> Option<Transaction> {
-        let (addr, nonce) = *self.by_id.get(id)?;
+        let (addr, nonce) = *self.index.by_id.get(id)?;
         let entry = self.take(&addr, nonce)?;
         self.refresh(&addr);
         Some(entry.tx)
     }
 
-    /// Ready transactions for a block: the best fee rate first, each sender's
-    /// in nonce order (a priority queue over the senders' next transactions),
-    /// within `max_bytes` and `max_count`.
+    /// Ready transactions for a block, within `max_bytes` and `max_count`:
+    /// the best fee rate first, each sender's in nonce order (a priority
+    /// queue over the senders' next transactions).
     pub fn select(&self, max_bytes: usize, max_count: usize) -> Vec<Transaction> {
-        let mut heads = BinaryHeap::new();
-        for (addr, sender) in &self.senders {
-            if let Some((&nonce, e)) = sender.txs.first_key_value() {
-                if e.ready {
-                    heads.push((e.rate, Reverse(e.id), *addr, nonce));
-                }
-            }
-        }
-        let mut out = Vec::new();
-        let mut room = max_bytes;
+        let mut heads: BinaryHeap<_> = (self.senders.iter())
+            .filter_map(|(addr, s)| {
+                let (&nonce, e) = s.txs.first_key_value().filter(|(_, e)| e.ready)?;
+                Some((e.rate, Reverse(e.id), *addr, nonce))
+            })
+            .collect();
+        let (mut out, mut room) = (Vec::new(), max_bytes);
         while out.len() < max_count {
             let Some((_, _, addr, nonce)) = heads.pop() else {
                 break;
@@ -330,13 +315,9 @@ impl Mempool {
             let Some(sender) = self.senders.get(&addr) else {
                 continue;
             };
-            let Some(e) = sender.txs.get(&nonce) else {
-                continue;
+            let Some(e) = sender.txs.get(&nonce).filter(|e| e.size <= room) else {
+                continue; // and so do the sender's later ones
             };
-            if e.size > room {
-                // The sender's later transactions need this one first.
-                continue;
-            }
             room -= e.size;
             out.push(e.tx.clone());
             let next = nonce.saturating_add(1);
@@ -347,31 +328,18 @@ impl Mempool {
         out
     }
 
-    /// Brings the pool up to date after the chain moved (a new block or a
-    /// reorganisation). `accounts` is asked about the senders in the pool
-    /// only. Drops used nonces, demotes or drops what is no longer
-    /// affordable, promotes what is, and expires old future transactions.
+    /// Catches up after the chain moved (a block or a reorganisation):
+    /// `accounts` gives the senders' new confirmed state (only senders in the
+    /// pool are asked). Drops used nonces, demotes (or drops) what is no
+    /// longer affordable, promotes what is, and expires old future entries.
     pub fn update(&mut self, accounts: &dyn Fn(&Address) -> AccountState, now: Instant) {
-        self.tick(now);
-        let ttl = self.config.future_ttl;
+        self.clock = Some(self.clock.map_or(now, |c| c.max(now)));
         let addrs: Vec<Address> = self.senders.keys().copied().collect();
         for addr in addrs {
-            self.sync(&addr, accounts(&addr));
-            let Some(sender) = self.senders.get(&addr) else {
-                continue;
-            };
-            let expired: Vec<u64> = sender
-                .txs
-                .iter()
-                .filter(|(_, e)| !e.ready && now.saturating_duration_since(e.since) > ttl)
-                .map(|(&nonce, _)| nonce)
-                .collect();
-            if !expired.is_empty() {
-                for nonce in expired {
-                    self.take(&addr, nonce);
-                }
-                self.refresh(&addr);
+            if let Some(sender) = self.senders.get_mut(&addr) {
+                sender.account = accounts(&addr);
             }
+            self.refresh(&addr);
         }
     }
 
@@ -379,11 +347,8 @@ impl Mempool {
     /// nonce after them (the one a wallet should use next).
     pub fn pending(&self, sender: &Address, account: AccountState) -> (u64, u64) {
         let (mut cost, mut next) = (0u64, account.nonce);
-        if let Some(s) = self.senders.get(sender) {
-            for (&nonce, e) in s.txs.range(account.nonce..) {
-                if !e.ready || nonce != next {
-                    break;
-                }
+        for e in self.senders.get(sender).into_iter().flat_map(Sender::ready) {
+            if e.tx.nonce == next {
                 cost = cost.saturating_add(e.cost);
                 next = next.saturating_add(1);
             }
@@ -393,54 +358,46 @@ impl Mempool {
 
     /// The sum of the amounts of ready transactions paying `to`.
     pub fn incoming(&self, to: &Address) -> u64 {
-        self.senders
-            .values()
-            .flat_map(|s| s.txs.values())
-            .filter(|e| e.ready && e.tx.to == *to)
+        (self.senders.values().flat_map(Sender::ready))
+            .filter(|e| e.tx.to == *to)
             .fold(0u64, |sum, e| sum.saturating_add(e.tx.amount))
     }
 
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.index.by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.index.by_id.is_empty()
     }
 
     /// Encoded bytes of all pooled transactions.
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.index.bytes
     }
 
     pub fn ready_len(&self) -> usize {
-        self.ready
+        self.index.ready
     }
 
     pub fn future_len(&self) -> usize {
-        self.future
+        self.index.future
     }
 
     /// Every pooled transaction and whether it is ready, by sender then nonce.
     pub fn entries(&self) -> Vec<(Transaction, bool)> {
-        self.senders
-            .values()
-            .flat_map(|s| s.txs.values())
+        (self.senders.values().flat_map(|s| s.txs.values()))
             .map(|e| (e.tx.clone(), e.ready))
             .collect()
     }
 
-    fn tick(&mut self, now: Instant) {
-        self.clock = Some(self.clock.map_or(now, |c| c.max(now)));
-    }
-
     fn entry(&self, id: &TxId) -> Option<&Entry> {
-        let (addr, nonce) = self.by_id.get(id)?;
+        let (addr, nonce) = self.index.by_id.get(id)?;
         self.senders.get(addr)?.txs.get(nonce)
     }
 
-    /// The fee a replacement of `old` of `size` bytes must pay: the bump, and
-    /// a strictly higher fee rate.
+    /// The fee a replacement of `old` with `size` bytes must pay: the bump,
+    /// and a strictly higher fee rate.
     fn replacement_fee(&self, old: &Entry, size: usize) -> u64 {
         let fee = u128::from(old.tx.fee);
         let bump = fee + (fee * u128::from(self.config.min_bump_percent)).div_ceil(100);
@@ -448,19 +405,9 @@ impl Mempool {
         u64::try_from(bump.max(rate)).unwrap_or(u64::MAX)
     }
 
-    /// amount + fee of the sender's entries with nonces in `from..to`.
-    fn chain_cost(&self, sender: &Address, from: u64, to: u64) -> Option<u64> {
-        let Some(s) = self.senders.get(sender) else {
-            return Some(0);
-        };
-        s.txs
-            .range(from..to)
-            .try_fold(0u64, |sum, (_, e)| sum.checked_add(e.cost))
-    }
-
-    /// Which entries to evict (cheapest chain ends first, never `exclude`'s)
-    /// so that `added` more transactions of `size` bytes, after `freed` bytes
-    /// go, fit. Each must pay a fee rate below `rate`, or the answer is Full.
+    /// The entries to evict, cheapest chain end first and never `exclude`'s,
+    /// so that `added` more transactions and `size - freed` more bytes fit.
+    /// Each must pay a fee rate below `rate`, or the answer is Full.
     fn plan_evictions(
         &self,
         exclude: &Address,
@@ -469,41 +416,30 @@ impl Mempool {
         freed: usize,
         rate: u64,
     ) -> Result<Vec<(Address, u64)>, Rejected> {
-        let mut count = self.len() + added;
-        let mut bytes = self.bytes.saturating_sub(freed) + size;
-        let mut victims = Vec::new();
-        let mut tails = self
-            .tails
-            .iter()
+        let (mut count, mut bytes) = (self.len() + added, self.bytes() - freed + size);
+        let mut tails = (self.index.tails.iter())
             .filter_map(|&(r, id)| {
-                let &(addr, nonce) = self.by_id.get(&id)?;
+                let &(addr, nonce) = self.index.by_id.get(&id)?;
                 (addr != *exclude).then_some((r, id, addr, nonce))
             })
             .peekable();
-        // The entries before those already chosen, which became chain ends.
+        // Entries before those already chosen, which became chain ends.
         let mut exposed = BTreeSet::new();
+        let mut victims = Vec::new();
         while count > self.config.max_count || bytes > self.config.max_bytes {
-            let from_tails = match (tails.peek(), exposed.first()) {
-                (Some(t), Some(e)) => t < e,
-                (Some(_), None) => true,
-                (None, _) => false,
+            let next = match (tails.peek(), exposed.first()) {
+                (Some(t), Some(e)) if e < t => exposed.pop_first(),
+                (Some(_), _) => tails.next(),
+                (None, _) => exposed.pop_first(),
             };
-            let next = if from_tails {
-                tails.next()
-            } else {
-                exposed.pop_first()
-            };
-            let Some((r, _, addr, nonce)) = next else {
+            let Some((_, _, addr, nonce)) = next.filter(|&(r, ..)| r < rate) else {
                 return Err(Rejected::Full);
             };
-            let Some(sender) = self.senders.get(&addr).filter(|_| r < rate) else {
-                return Err(Rejected::Full);
-            };
-            let Some(entry) = sender.txs.get(&nonce) else {
+            let Some(sender) = self.senders.get(&addr) else {
                 return Err(Rejected::Full);
             };
             count -= 1;
-            bytes = bytes.saturating_sub(entry.size);
+            bytes -= sender.txs.get(&nonce).map_or(0, |e| e.size);
             victims.push((addr, nonce));
             if let Some((&n, prev)) = sender.txs.range(..nonce).next_back() {
                 exposed.insert((prev.rate, prev.id, addr, n));
@@ -512,97 +448,75 @@ impl Mempool {
         Ok(victims)
     }
 
-    /// Takes one entry out of every index; the caller then calls `refresh`.
+    /// Takes an entry out of its chain; `refresh` the sender afterwards.
     fn take(&mut self, addr: &Address, nonce: u64) -> Option<Entry> {
-        let sender = self.senders.get_mut(addr)?;
-        let entry = sender.txs.remove(&nonce)?;
-        if entry.ready {
-            sender.ready = sender.ready.saturating_sub(1);
-            sender.ready_cost = sender.ready_cost.saturating_sub(entry.cost);
-            self.ready = self.ready.saturating_sub(1);
-        } else {
-            sender.future = sender.future.saturating_sub(1);
-            self.future = self.future.saturating_sub(1);
-        }
-        self.by_id.remove(&entry.id);
-        self.bytes = self.bytes.saturating_sub(entry.size);
+        let entry = self.senders.get_mut(addr)?.txs.remove(&nonce)?;
+        self.index.forget(&entry);
         Some(entry)
     }
 
-    /// Sets a sender's confirmed state: drops used nonces, then refreshes.
-    fn sync(&mut self, addr: &Address, account: AccountState) {
-        let Some(sender) = self.senders.get_mut(addr) else {
-            return;
-        };
-        sender.account = account;
-        let used: Vec<u64> = sender.txs.range(..account.nonce).map(|(&n, _)| n).collect();
-        for nonce in used {
-            self.take(addr, nonce);
-        }
-        self.refresh(addr);
-    }
-
-    /// Recomputes which of a sender's entries are ready (the gapless,
-    /// affordable prefix from the account's nonce), drops future entries from
-    /// the end of the chain while over the future limits, and re-indexes the
-    /// chain end. A sender with no entries left is forgotten.
+    /// Brings a sender's chain in line with its account and the clock: drops
+    /// used nonces; marks the gapless, affordable prefix from the account's
+    /// nonce ready and the rest future; drops expired future entries, and
+    /// more from the chain's end while over a future limit; re-indexes the
+    /// chain's end. A sender with no entries left is forgotten.
     fn refresh(&mut self, addr: &Address) {
+        let (config, index, clock) = (&self.config, &mut self.index, self.clock);
         let Some(sender) = self.senders.get_mut(addr) else {
             return;
         };
-        let (mut expected, mut cost, mut prefix) = (sender.account.nonce, 0u64, true);
-        let (mut ready, mut future) = (0, 0);
+        let AccountState {
+            balance,
+            nonce: mut expected,
+        } = sender.account;
+        let current = sender.txs.split_off(&expected);
+        for used in std::mem::replace(&mut sender.txs, current).values() {
+            index.forget(used);
+        }
+        let (mut cost, mut prefix) = (0u64, true);
         for (&nonce, e) in sender.txs.iter_mut() {
-            let total = cost
-                .checked_add(e.cost)
-                .filter(|&t| t <= sender.account.balance);
-            match total {
+            match cost.checked_add(e.cost).filter(|&t| t <= balance) {
                 Some(total) if prefix && nonce == expected => {
                     cost = total;
                     expected = expected.saturating_add(1);
-                    ready += 1;
-                    e.ready = true;
                 }
-                _ => {
-                    prefix = false;
-                    if e.ready {
-                        e.ready = false;
-                        e.since = self.clock.unwrap_or(e.since);
-                    }
-                    future += 1;
-                }
+                _ => prefix = false,
             }
+            if e.ready && !prefix {
+                (index.ready, index.future) = (index.ready - 1, index.future + 1);
+                e.since = clock.unwrap_or(e.since);
+            } else if !e.ready && prefix {
+                (index.ready, index.future) = (index.ready + 1, index.future - 1);
+            }
+            e.ready = prefix;
         }
-        self.ready = (self.ready + ready).saturating_sub(sender.ready);
-        self.future = (self.future + future).saturating_sub(sender.future);
-        sender.ready = ready;
-        sender.future = future;
-        sender.ready_cost = cost;
-        // Demotions can break the future limits. Future entries come after
-        // the ready ones, so the chain's last entry is future.
-        while sender.future > 0
-            && (sender.future > self.config.max_future_per_sender
-                || self.future > self.config.max_future_total)
+        let ttl = config.future_ttl;
+        sender.txs.retain(|_, e| {
+            let expired = clock.is_some_and(|now| now.saturating_duration_since(e.since) > ttl);
+            if !e.ready && expired {
+                index.forget(e);
+            }
+            e.ready || !expired
+        });
+        // Demotions can break a future limit; future entries end the chain.
+        let mut future = sender.txs.values().filter(|e| !e.ready).count();
+        while future > config.max_future_per_sender
+            || (future > 0 && index.future > config.max_future_total)
         {
             let Some((_, e)) = sender.txs.pop_last() else {
                 break;
             };
-            sender.future -= 1;
-            self.future = self.future.saturating_sub(1);
-            self.bytes = self.bytes.saturating_sub(e.size);
-            self.by_id.remove(&e.id);
+            index.forget(&e);
+            future -= 1;
         }
         if let Some(tail) = sender.tail.take() {
-            self.tails.remove(&tail);
+            index.tails.remove(&tail);
         }
-        match sender.txs.last_key_value() {
-            Some((_, e)) => {
-                sender.tail = Some((e.rate, e.id));
-                self.tails.insert((e.rate, e.id));
-            }
-            None => {
-                self.senders.remove(addr);
-            }
+        sender.tail = sender.txs.values().next_back().map(|e| (e.rate, e.id));
+        if let Some(tail) = sender.tail {
+            index.tails.insert(tail);
+        } else {
+            self.senders.remove(addr);
         }
     }
 }
@@ -615,7 +529,11 @@ mod tests {
     use crate::tx::{address_of, MAX_MEMO};
 
     const G: [u8; 32] = [7; 32];
-    const RICH: u64 = 1_000_000_000;
+    const RICH: AccountState = acct(1 << 40, 0);
+
+    const fn acct(balance: u64, nonce: u64) -> AccountState {
+        AccountState { balance, nonce }
+    }
 
     fn key(seed: u8) -> SigningKey {
         SigningKey::from([seed; 32])
@@ -625,335 +543,293 @@ mod tests {
         address_of(&key(seed))
     }
 
-    /// A signed transfer of 100 from `seed` (156 bytes: no memo).
+    /// A signed transfer of 100 from `seed`: 156 bytes (no memo).
     fn tx(seed: u8, nonce: u64, fee: u64) -> Transaction {
         Transaction::sign(&key(seed), &G, addr(200), 100, fee, nonce, vec![])
     }
 
-    /// An unsigned transfer from any address (the mempool does not verify).
-    fn raw(from: Address, nonce: u64, fee: u64, memo: usize) -> Transaction {
+    /// An unsigned transfer from sender `i` (the mempool does not verify).
+    fn raw(i: u32, nonce: u64, fee: u64, memo: usize) -> Transaction {
+        let mut from = [1u8; 32];
+        from[..4].copy_from_slice(&i.to_le_bytes());
+        let (to, memo, signature) = (Address([0xee; 32]), vec![0xab; memo], [0; 64]);
+        let (from, amount) = (Address(from), 1);
         Transaction {
             from,
-            to: Address([0xee; 32]),
-            amount: 1,
+            to,
+            amount,
             fee,
             nonce,
-            memo: vec![0xab; memo],
-            signature: [0; 64],
+            memo,
+            signature,
         }
     }
 
-    fn numbered(i: u32) -> Address {
-        let mut bytes = [1u8; 32];
-        bytes[..4].copy_from_slice(&i.to_le_bytes());
-        Address(bytes)
-    }
-
-    fn acct(balance: u64, nonce: u64) -> AccountState {
-        AccountState { balance, nonce }
-    }
-
-    fn small(max_count: usize) -> Mempool {
-        Mempool::new(Config {
+    fn limited(max_count: usize, max_bytes: usize) -> Mempool {
+        let config = Config {
             max_count,
+            max_bytes,
             ..Config::default()
-        })
+        };
+        Mempool::new(config)
+    }
+
+    /// Inserts from a rich account.
+    fn add(pool: &mut Mempool, tx: Transaction) -> Result<Inserted, Rejected> {
+        pool.insert(tx, RICH, Instant::now())
+    }
+
+    fn has(pool: &Mempool, tx: Transaction) -> bool {
+        pool.contains(&tx.id())
     }
 
     /// Every index agrees with the chains, and every limit holds.
     fn check(pool: &Mempool) {
         let c = &pool.config;
-        assert!(pool.len() <= c.max_count);
-        assert!(pool.bytes() <= c.max_bytes);
+        assert!(pool.len() <= c.max_count && pool.bytes() <= c.max_bytes);
         assert!(pool.future_len() <= c.max_future_total);
-        let (mut count, mut bytes, mut ready, mut future) = (0, 0, 0, 0);
+        let (mut count, mut bytes, mut ready) = (0, 0, 0);
         for (addr, s) in &pool.senders {
-            assert!(!s.txs.is_empty());
-            assert!(s.txs.len() <= c.max_per_sender);
-            assert!(s.future <= c.max_future_per_sender);
-            let (mut next, mut cost, mut prefix) = (s.account.nonce, 0, true);
+            assert!(!s.txs.is_empty() && s.txs.len() <= c.max_per_sender);
+            let (mut next, mut cost) = (s.account.nonce, 0);
             for (&nonce, e) in &s.txs {
-                assert_eq!(pool.by_id[&e.id], (*addr, nonce));
+                assert_eq!(pool.index.by_id[&e.id], (*addr, nonce));
                 assert!(nonce >= s.account.nonce);
                 if e.ready {
-                    assert!(prefix, "a ready entry after a future one");
-                    assert_eq!(nonce, next, "a gap in a ready chain");
-                    next += 1;
-                    cost += e.cost;
-                    ready += 1;
-                } else {
-                    prefix = false;
-                    future += 1;
+                    assert_eq!(nonce, next, "a gap (or a future entry) before a ready one");
+                    (next, cost, ready) = (next + 1, cost + e.cost, ready + 1);
                 }
-                count += 1;
-                bytes += e.size;
+                (count, bytes) = (count + 1, bytes + e.size);
             }
             assert!(cost <= s.account.balance);
-            assert_eq!(cost, s.ready_cost);
+            assert!(s.txs.len() - s.ready().count() <= c.max_future_per_sender);
             let last = s.txs.values().next_back().map(|e| (e.rate, e.id));
             assert_eq!(s.tail, last);
-            assert!(pool.tails.contains(&last.unwrap()));
+            assert!(pool.index.tails.contains(&last.unwrap()));
         }
-        assert_eq!(pool.tails.len(), pool.senders.len());
+        assert_eq!(pool.index.tails.len(), pool.senders.len());
         assert_eq!((count, bytes), (pool.len(), pool.bytes()));
-        assert_eq!((ready, future), (pool.ready_len(), pool.future_len()));
-    }
-
-    #[test]
-    fn ready_future_and_promotion_when_the_gap_is_filled() {
-        let now = Instant::now();
-        let mut pool = Mempool::new(Config::default());
-        let a = acct(RICH, 0);
-        assert_eq!(pool.insert(tx(1, 0, 10), a, now), Ok(Inserted::Ready));
-        assert_eq!(pool.insert(tx(1, 2, 10), a, now), Ok(Inserted::Future));
-        assert_eq!((pool.ready_len(), pool.future_len()), (1, 1));
-        assert_eq!(pool.pending(&addr(1), a), (110, 1));
-        assert_eq!(pool.insert(tx(1, 1, 10), a, now), Ok(Inserted::Ready));
-        assert_eq!((pool.ready_len(), pool.future_len()), (3, 0));
-        assert_eq!(pool.pending(&addr(1), a), (330, 3));
-        assert_eq!(pool.incoming(&addr(200)), 300);
-        assert!(pool.entries().iter().map(|(t, r)| (t.nonce, *r)).eq([
-            (0, true),
-            (1, true),
-            (2, true)
-        ]));
-        assert_eq!(pool.insert(tx(1, 1, 10), a, now), Err(Rejected::Duplicate));
-        check(&pool);
-    }
-
-    #[test]
-    fn future_is_promoted_when_the_chain_nonce_advances() {
-        let now = Instant::now();
-        let mut pool = Mempool::new(Config::default());
-        let future = tx(1, 1, 10);
         assert_eq!(
-            pool.insert(future.clone(), acct(RICH, 0), now),
-            Ok(Inserted::Future)
+            (ready, count - ready),
+            (pool.ready_len(), pool.future_len())
         );
-        // Nonce 0 was mined from elsewhere.
-        pool.update(&|_| acct(RICH, 1), now);
-        assert_eq!((pool.ready_len(), pool.future_len()), (1, 0));
-        assert_eq!(pool.select(1 << 20, 10), vec![future]);
+    }
+
+    #[test]
+    fn ready_vs_future_and_promotion_when_the_gap_is_filled() {
+        let mut pool = Mempool::default();
+        assert_eq!(add(&mut pool, tx(1, 0, 10)), Ok(Inserted::Ready));
+        assert_eq!(add(&mut pool, tx(1, 2, 10)), Ok(Inserted::Future));
+        assert_eq!((pool.ready_len(), pool.future_len()), (1, 1));
+        assert_eq!(pool.pending(&addr(1), RICH), (110, 1));
+        // Filling the gap promotes what waited behind it.
+        assert_eq!(add(&mut pool, tx(1, 1, 10)), Ok(Inserted::Ready));
+        assert_eq!((pool.ready_len(), pool.future_len()), (3, 0));
+        assert_eq!(pool.pending(&addr(1), RICH), (330, 3));
+        assert_eq!(pool.incoming(&addr(200)), 300);
+        let entries: Vec<_> = pool.entries().iter().map(|(t, r)| (t.nonce, *r)).collect();
+        assert_eq!(entries, [(0, true), (1, true), (2, true)]);
+        assert_eq!(add(&mut pool, tx(1, 1, 10)), Err(Rejected::Duplicate));
+        let (nonce, expected) = (65, 3);
+        let far = add(&mut pool, tx(1, nonce, 10));
+        assert_eq!(far, Err(Rejected::NonceTooFar { nonce, expected }));
+        check(&pool);
+
+        // So does the chain's nonce moving past it (nonce 0 mined elsewhere).
+        assert_eq!(add(&mut pool, tx(2, 1, 10)), Ok(Inserted::Future));
+        assert_eq!(pool.select(1 << 20, 10).len(), 3);
+        pool.update(
+            &|a| {
+                if *a == addr(2) {
+                    acct(RICH.balance, 1)
+                } else {
+                    RICH
+                }
+            },
+            Instant::now(),
+        );
+        assert_eq!((pool.ready_len(), pool.future_len()), (4, 0));
+        assert!(pool.select(1 << 20, 10).contains(&tx(2, 1, 10)));
         check(&pool);
     }
 
     #[test]
     fn replacement_needs_the_fee_bump() {
-        let now = Instant::now();
-        let mut pool = Mempool::new(Config::default());
-        let a = acct(RICH, 0);
-        let old = tx(1, 0, 1000);
-        pool.insert(old.clone(), a, now).unwrap();
-        pool.insert(tx(1, 1, 1000), a, now).unwrap();
-        assert_eq!(
-            pool.insert(tx(1, 0, 1099), a, now),
-            Err(Rejected::FeeTooLow { needed: 1100 })
-        );
-        assert_eq!(
-            pool.insert(tx(1, 0, 1100), a, now),
-            Ok(Inserted::Replaced(old.id()))
-        );
-        assert!(!pool.contains(&old.id()));
-        assert!(pool.contains(&tx(1, 0, 1100).id()));
+        let mut pool = Mempool::default();
+        add(&mut pool, tx(1, 0, 1000)).unwrap();
+        add(&mut pool, tx(1, 1, 1000)).unwrap();
+        let low = add(&mut pool, tx(1, 0, 1099));
+        assert_eq!(low, Err(Rejected::FeeTooLow { needed: 1100 }));
+        let bumped = add(&mut pool, tx(1, 0, 1100));
+        assert_eq!(bumped, Ok(Inserted::Replaced(tx(1, 0, 1000).id())));
+        assert!(!has(&pool, tx(1, 0, 1000)));
+        assert_eq!(pool.get(&tx(1, 0, 1100).id()), Some(&tx(1, 0, 1100)));
         assert_eq!((pool.len(), pool.ready_len()), (2, 2));
-        // A fee-less transaction is replaced only at a higher fee rate.
-        pool.insert(tx(2, 0, 0), a, now).unwrap();
-        assert_eq!(pool.insert(tx(2, 0, 0), a, now), Err(Rejected::Duplicate));
-        let needed = pool.insert(
-            Transaction::sign(&key(2), &G, addr(201), 100, 0, 0, vec![]),
-            a,
-            now,
+        // A zero fee is replaced only at a higher fee rate.
+        add(&mut pool, tx(2, 0, 0)).unwrap();
+        let other = Transaction::sign(&key(2), &G, addr(201), 100, 0, 0, vec![]);
+        assert_eq!(
+            add(&mut pool, other),
+            Err(Rejected::FeeTooLow { needed: 1 })
         );
-        assert_eq!(needed, Err(Rejected::FeeTooLow { needed: 1 }));
         check(&pool);
     }
 
     #[test]
     fn future_entries_expire_after_the_ttl() {
-        let t0 = Instant::now();
-        let mut pool = Mempool::new(Config::default());
+        let (t0, mut pool) = (Instant::now(), Mempool::default());
         let ttl = pool.config.future_ttl;
-        let a = acct(RICH, 0);
-        pool.insert(tx(1, 0, 10), a, t0).unwrap();
-        let future = tx(1, 5, 10);
-        pool.insert(future.clone(), a, t0).unwrap();
-        pool.update(&|_| a, t0 + ttl - Duration::from_secs(1));
-        assert!(pool.contains(&future.id()));
-        pool.update(&|_| a, t0 + ttl + Duration::from_secs(1));
-        assert!(!pool.contains(&future.id()));
+        pool.insert(tx(1, 0, 10), RICH, t0).unwrap();
+        pool.insert(tx(1, 5, 10), RICH, t0).unwrap();
+        pool.update(&|_| RICH, t0 + ttl - Duration::from_secs(1));
+        assert!(has(&pool, tx(1, 5, 10)));
+        pool.update(&|_| RICH, t0 + ttl + Duration::from_secs(1));
+        assert!(!has(&pool, tx(1, 5, 10)));
         assert_eq!((pool.ready_len(), pool.future_len()), (1, 0));
         check(&pool);
     }
 
     #[test]
     fn a_full_pool_evicts_the_cheapest_and_rejects_a_cheaper_newcomer() {
-        let now = Instant::now();
-        let mut pool = small(3);
-        let a = acct(RICH, 0);
+        let mut pool = limited(3, 1 << 20);
         for (seed, fee) in [(1, 10), (2, 20), (3, 30)] {
-            pool.insert(tx(seed, 0, fee), a, now).unwrap();
+            add(&mut pool, tx(seed, 0, fee)).unwrap();
         }
-        assert_eq!(pool.insert(tx(4, 0, 5), a, now), Err(Rejected::Full));
-        assert_eq!(pool.insert(tx(4, 0, 10), a, now), Err(Rejected::Full));
-        assert_eq!(pool.insert(tx(4, 0, 25), a, now), Ok(Inserted::Ready));
-        assert!(!pool.contains(&tx(1, 0, 10).id()));
+        assert_eq!(add(&mut pool, tx(4, 0, 5)), Err(Rejected::Full));
+        assert_eq!(add(&mut pool, tx(4, 0, 10)), Err(Rejected::Full));
+        assert_eq!(add(&mut pool, tx(4, 0, 25)), Ok(Inserted::Ready));
+        assert!(!has(&pool, tx(1, 0, 10)));
         assert_eq!(pool.len(), 3);
         check(&pool);
     }
 
     #[test]
     fn eviction_never_leaves_a_gap_in_a_ready_chain() {
-        let now = Instant::now();
-        let a = acct(RICH, 0);
-        let mut pool = small(4);
+        let mut pool = limited(4, 1 << 20);
         // Sender 1's cheap entries sit before an expensive one.
         for (nonce, fee) in [(0, 5), (1, 5), (2, 50)] {
-            pool.insert(tx(1, nonce, fee), a, now).unwrap();
+            add(&mut pool, tx(1, nonce, fee)).unwrap();
         }
-        pool.insert(tx(2, 0, 40), a, now).unwrap();
-        pool.insert(tx(3, 0, 90), a, now).unwrap();
-        assert!(
-            !pool.contains(&tx(2, 0, 40).id()),
-            "the cheapest chain end goes"
-        );
-        pool.insert(tx(4, 0, 95), a, now).unwrap();
-        assert!(!pool.contains(&tx(1, 2, 50).id()));
-        pool.insert(tx(5, 0, 99), a, now).unwrap();
-        assert!(!pool.contains(&tx(1, 1, 5).id()));
-        assert!(pool.contains(&tx(1, 0, 5).id()));
+        add(&mut pool, tx(2, 0, 40)).unwrap();
+        add(&mut pool, tx(3, 0, 90)).unwrap();
+        assert!(!has(&pool, tx(2, 0, 40)), "the cheapest chain end goes");
+        add(&mut pool, tx(4, 0, 95)).unwrap();
+        assert!(!has(&pool, tx(1, 2, 50)));
+        add(&mut pool, tx(5, 0, 99)).unwrap();
+        assert!(!has(&pool, tx(1, 1, 5)) && has(&pool, tx(1, 0, 5)));
         check(&pool);
 
         // Freeing bytes may take several entries of one chain, from its end.
-        let mut pool = Mempool::new(Config {
-            max_bytes: 3 * 156,
-            ..Config::default()
-        });
-        pool.insert(tx(1, 0, 10), a, now).unwrap();
-        pool.insert(tx(1, 1, 20), a, now).unwrap();
-        pool.insert(tx(2, 0, 1000), a, now).unwrap();
+        let mut pool = limited(100, 3 * 156);
+        for (seed, nonce, fee) in [(1, 0, 10), (1, 1, 20), (2, 0, 1000)] {
+            add(&mut pool, tx(seed, nonce, fee)).unwrap();
+        }
         let big = Transaction::sign(&key(3), &G, addr(200), 1, 5000, 0, vec![0; 156]);
-        assert_eq!(pool.insert(big, a, now), Ok(Inserted::Ready));
+        assert_eq!(add(&mut pool, big), Ok(Inserted::Ready));
         assert_eq!((pool.len(), pool.bytes()), (2, 3 * 156));
-        assert!(pool.contains(&tx(2, 0, 1000).id()));
+        assert!(has(&pool, tx(2, 0, 1000)));
         check(&pool);
     }
 
     #[test]
     fn a_flood_from_one_sender_stays_bounded() {
-        let now = Instant::now();
-        let mut pool = Mempool::new(Config::default());
-        let attacker = numbered(u32::MAX);
-        let a = acct(RICH, 0);
+        let mut pool = Mempool::default();
         for nonce in 1..=10_000 {
-            let _ = pool.insert(raw(attacker, nonce, 1, MAX_MEMO), a, now);
+            let _ = add(&mut pool, raw(u32::MAX, nonce, 1, MAX_MEMO));
         }
-        assert_eq!(pool.future_len(), pool.config.max_future_per_sender);
-        assert_eq!(pool.ready_len(), 0);
-        // Ready ones stop at the sender limit.
+        assert_eq!((pool.ready_len(), pool.future_len()), (0, 16));
+        let more = add(&mut pool, raw(u32::MAX, 17, 1, 0));
+        assert_eq!(more, Err(Rejected::FutureLimit));
         for nonce in 0..10_000 {
-            let _ = pool.insert(raw(attacker, nonce, 1, MAX_MEMO), a, now);
+            let _ = add(&mut pool, raw(u32::MAX, nonce, 1, MAX_MEMO));
         }
         assert_eq!(pool.len(), pool.config.max_per_sender);
+        let more = add(&mut pool, raw(u32::MAX, 64, 1, 0));
+        assert_eq!(more, Err(Rejected::SenderLimit));
         check(&pool);
-        assert_eq!(pool.insert(tx(9, 0, 10_000), a, now), Ok(Inserted::Ready));
+        assert_eq!(add(&mut pool, tx(9, 0, 10_000)), Ok(Inserted::Ready));
     }
 
     #[test]
     fn a_flood_from_many_senders_stays_bounded() {
-        let now = Instant::now();
-        let a = acct(RICH, 0);
-        let mut pool = Mempool::new(Config::default());
+        let mut pool = Mempool::default();
         for i in 0..10_000 {
-            let _ = pool.insert(raw(numbered(i), 1, 1, MAX_MEMO), a, now);
+            let _ = add(&mut pool, raw(i, 1, 1, MAX_MEMO));
         }
         assert_eq!(pool.future_len(), pool.config.max_future_total);
         check(&pool);
-        assert_eq!(pool.insert(tx(9, 0, 10_000), a, now), Ok(Inserted::Ready));
+        assert_eq!(add(&mut pool, tx(9, 0, 10_000)), Ok(Inserted::Ready));
 
-        // Ready floods fill the pool by count and bytes, then evict.
-        let config = Config {
-            max_count: 2_000,
-            max_bytes: 512 << 10,
-            ..Config::default()
-        };
-        let mut pool = Mempool::new(config.clone());
+        // Ready floods fill the pool by count or bytes, then evict.
+        let (max_count, max_bytes) = (2_000, 512 << 10);
+        let mut pool = limited(max_count, max_bytes);
         for i in 0..10_000u32 {
             let fee = u64::from(i % 97) + 1;
-            let _ = pool.insert(raw(numbered(i), 0, fee, MAX_MEMO), a, now);
-            let _ = pool.insert(raw(numbered(i), 1, fee, 0), a, now);
-            if i % 1_000 == 0 {
+            let _ = add(&mut pool, raw(i, 0, fee, MAX_MEMO));
+            let _ = add(&mut pool, raw(i, 1, fee, 0));
+            if i.is_multiple_of(1_000) {
                 check(&pool);
             }
         }
-        check(&pool);
-        assert!(pool.len() <= config.max_count && pool.bytes() <= config.max_bytes);
-        assert!(pool.bytes() > config.max_bytes - 2 * 420 || pool.len() == config.max_count);
-        assert_eq!(pool.insert(tx(9, 0, 10_000), a, now), Ok(Inserted::Ready));
+        assert!(pool.len() == max_count || pool.bytes() > max_bytes - 2 * 420);
+        assert_eq!(add(&mut pool, tx(9, 0, 10_000)), Ok(Inserted::Ready));
         check(&pool);
     }
 
     #[test]
     fn select_keeps_nonce_order_and_prefers_higher_fee_rates() {
-        let now = Instant::now();
-        let mut pool = Mempool::new(Config::default());
-        let a = acct(RICH, 0);
+        let mut pool = Mempool::default();
         let (a0, a1, b0) = (tx(1, 0, 10), tx(1, 1, 1000), tx(2, 0, 500));
-        for t in [a1.clone(), a0.clone(), b0.clone()] {
-            pool.insert(t, a, now).unwrap();
+        // Sender 3's is future: never selected.
+        for t in [&a1, &a0, &b0, &tx(3, 1, 5000)] {
+            add(&mut pool, t.clone()).unwrap();
         }
-        pool.insert(tx(3, 1, 5000), a, now).unwrap(); // future: never selected
-        assert_eq!(pool.select(1 << 20, 100), vec![b0.clone(), a0.clone(), a1]);
-        assert_eq!(pool.select(1 << 20, 2), vec![b0.clone(), a0]);
-        assert_eq!(pool.select(156, 100), vec![b0]);
+        let all = [b0.clone(), a0.clone(), a1];
+        assert_eq!(pool.select(1 << 20, 100), all);
+        assert_eq!(pool.select(1 << 20, 2), all[..2]);
+        assert_eq!(pool.select(156, 100), [b0]);
         assert!(pool.select(155, 100).is_empty());
     }
 
     #[test]
     fn readiness_needs_cumulative_balance() {
-        let now = Instant::now();
-        let mut pool = Mempool::new(Config::default());
+        let (now, mut pool) = (Instant::now(), Mempool::default());
         let a = acct(250, 0);
         assert_eq!(pool.insert(tx(1, 0, 10), a, now), Ok(Inserted::Ready));
         assert_eq!(pool.insert(tx(1, 1, 10), a, now), Ok(Inserted::Ready));
+        let (needed, balance) = (330, 250);
         let third = pool.insert(tx(1, 2, 10), a, now);
         assert_eq!(
             third,
-            Err(Rejected::InsufficientBalance {
-                needed: 330,
-                balance: 250
-            })
+            Err(Rejected::InsufficientBalance { needed, balance })
         );
-        assert_eq!(pool.ready_len(), 2);
-        assert_eq!(pool.pending(&addr(1), a), (220, 2));
-        // A lower balance demotes the end of the chain.
+        assert_eq!((pool.ready_len(), pool.pending(&addr(1), a)), (2, (220, 2)));
+        // A lower balance demotes the end of the chain; a higher one promotes it.
         pool.update(&|_| acct(150, 0), now);
         assert_eq!((pool.ready_len(), pool.future_len()), (1, 1));
-        pool.update(&|_| acct(250, 0), now);
+        check(&pool);
+        pool.update(&|_| a, now);
         assert_eq!((pool.ready_len(), pool.future_len()), (2, 0));
         check(&pool);
     }
 
     #[test]
     fn update_drops_confirmed_nonces() {
-        let now = Instant::now();
-        let mut pool = Mempool::new(Config::default());
-        let a = acct(RICH, 0);
+        let (now, mut pool) = (Instant::now(), Mempool::default());
         let txs: Vec<_> = (0..3).map(|n| tx(1, n, 10)).collect();
         for t in &txs {
-            pool.insert(t.clone(), a, now).unwrap();
+            add(&mut pool, t.clone()).unwrap();
         }
-        pool.update(&|_| acct(RICH, 2), now);
-        assert!(!pool.contains(&txs[0].id()) && !pool.contains(&txs[1].id()));
-        assert!(pool.contains(&txs[2].id()));
+        let at = |nonce| acct(RICH.balance, nonce);
+        pool.update(&|_| at(2), now);
+        assert!(!has(&pool, txs[0].clone()) && !has(&pool, txs[1].clone()));
+        assert!(has(&pool, txs[2].clone()));
         assert_eq!((pool.len(), pool.ready_len()), (1, 1));
-        assert_eq!(
-            pool.insert(txs[0].clone(), acct(RICH, 2), now),
-            Err(Rejected::StaleNonce {
-                nonce: 0,
-                expected: 2
-            })
-        );
-        pool.update(&|_| acct(RICH, 3), now);
+        let (nonce, expected) = (0, 2);
+        let stale = pool.insert(txs[0].clone(), at(2), now);
+        assert_eq!(stale, Err(Rejected::StaleNonce { nonce, expected }));
+        check(&pool);
+        pool.update(&|_| at(3), now);
         assert!(pool.is_empty() && pool.bytes() == 0 && pool.senders.is_empty());
         check(&pool);
     }

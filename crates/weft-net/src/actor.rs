@@ -9,7 +9,12 @@
 //! Network separation: a peer enters the routing table only after identify
 //! shows it runs our network (`/weft/1.0.0/<network>`). A peer that reports
 //! another network is disconnected, removed from the DHT and refused for a
-//! while.
+//! while. Peers that collect too many penalties are banned the same way, and
+//! more firmly (see `bans`). The DHT side lives in `dht`, gossip in
+//! [`crate::gossip`].
+
+mod bans;
+mod dht;
 
 use std::{
     collections::HashMap,
@@ -30,37 +35,24 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::{
     behaviour::{identify_version, Behaviour, BehaviourEvent, KAD_PROTOCOL},
-    handle::{Bucket, Command, DhtInfo, DialError, Lookup, NetworkEvent, Reply},
+    gossip::Gossip,
+    handle::{Command, DialError, Lookup, NetworkEvent, Reply},
     peers::{Identified, PeerBook, MAX_ADDRS_PER_PEER},
+    penalties::{Penalties, PENALTY_WINDOW},
     Config, DhtMode,
 };
+use bans::Rejected;
+use dht::ProviderSearch;
 
 /// Most dials from handles in flight at once.
 const MAX_PENDING_DIALS: usize = 64;
 /// Most DHT lookups from handles in flight at once.
 const MAX_PENDING_LOOKUPS: usize = 256;
-/// Most peers remembered as being on another network.
-const MAX_REJECTED: usize = 1024;
-/// How long a peer on another network is refused.
-const REJECT_FOR: Duration = Duration::from_secs(10 * 60);
 /// A connection must identify within this time or it is closed.
 const IDENTIFY_GRACE: Duration = Duration::from_secs(30);
-/// A peer on another network keeps its connection this long, so both sides
-/// finish identify and learn why they are parting.
-const REJECT_GRACE: Duration = Duration::from_millis(500);
 /// Below this many ready peers, maintenance dials peers from the routing table.
 const TARGET_PEERS: usize = 8;
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Most provider searches in flight at once.
-const MAX_PROVIDER_SEARCHES: usize = 128;
-/// Most providers handed out per search.
-const MAX_PROVIDERS_PER_SEARCH: usize = 64;
-
-struct ProviderSearch {
-    found: mpsc::Sender<PeerId>,
-    seen: std::collections::HashSet<PeerId>,
-}
 
 pub(crate) struct Gauges {
     pub(crate) peers: Gauge,
@@ -85,8 +77,12 @@ pub(crate) struct EventLoop {
     /// Lookups that resolve a found provider's addresses before it is
     /// handed out.
     resolving: HashMap<kad::QueryId, (PeerId, mpsc::Sender<PeerId>)>,
-    /// Peers on another network, and when we found out.
-    rejected: HashMap<PeerId, Instant>,
+    /// Peers on another network or banned, and since when.
+    rejected: HashMap<PeerId, Rejected>,
+    /// Offences by peer (connected or not).
+    penalties: Penalties,
+    /// Local gossip subscriptions.
+    gossip: Gossip,
     /// Lets timers send commands to this loop without keeping it alive.
     weak_commands: Option<mpsc::WeakSender<Command>>,
 }
@@ -102,7 +98,6 @@ impl EventLoop {
     ) -> Self {
         Self {
             swarm,
-            config,
             commands,
             events,
             metrics,
@@ -114,7 +109,10 @@ impl EventLoop {
             provider_searches: HashMap::new(),
             resolving: HashMap::new(),
             rejected: HashMap::new(),
+            penalties: Penalties::new(config.max_penalties, PENALTY_WINDOW),
+            gossip: Gossip::new(&config),
             weak_commands: None,
+            config,
         }
     }
 
@@ -182,7 +180,12 @@ impl EventLoop {
                 let _ = reply.send(self.swarm.disconnect_peer_id(peer).is_ok());
             }
             Command::Peers { reply } => {
-                let _ = reply.send(self.peers.info());
+                let now = Instant::now();
+                let mut info = self.peers.info();
+                for p in &mut info {
+                    p.penalties = self.penalties.count(&p.peer_id, now);
+                }
+                let _ = reply.send(info);
             }
             Command::Dht { reply } => {
                 let _ = reply.send(self.dht_info());
@@ -190,68 +193,56 @@ impl EventLoop {
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.listen_addrs());
             }
-            Command::FindPeer { peer, reply } => {
-                if self.pending_lookups.len() >= MAX_PENDING_LOOKUPS {
-                    // Dropping the reply tells the caller the service is busy.
-                    tracing::warn!("too many DHT lookups in flight; refusing one");
-                    return;
+            command @ (Command::FindPeer { .. }
+            | Command::Provide { .. }
+            | Command::StopProviding { .. }
+            | Command::FindProviders { .. }) => self.on_dht_command(command),
+            Command::Subscribe {
+                topic,
+                messages,
+                reply,
+            } => {
+                let gs = &mut self.swarm.behaviour_mut().gossipsub;
+                let _ = reply.send(self.gossip.subscribe(gs, topic, messages));
+            }
+            Command::Unsubscribe { topic, reply } => {
+                let gs = &mut self.swarm.behaviour_mut().gossipsub;
+                let _ = reply.send(self.gossip.unsubscribe(gs, &topic));
+            }
+            Command::Publish { topic, data, reply } => {
+                let gs = &mut self.swarm.behaviour_mut().gossipsub;
+                let _ = reply.send(self.gossip.publish(gs, &topic, data));
+            }
+            Command::ReportMessage {
+                id,
+                propagation_source,
+                verdict,
+                reply,
+            } => {
+                let gs = &mut self.swarm.behaviour_mut().gossipsub;
+                if !self.gossip.report(gs, &id, &propagation_source, verdict) {
+                    tracing::debug!(%id, "verdict came after the message left the cache");
                 }
-                let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
-                self.pending_lookups.insert(id, (peer, reply));
-            }
-            Command::Provide { key, reply } => {
-                let result = self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .start_providing(kad::RecordKey::new(&key))
-                    .map(|_| ())
-                    .map_err(|e| format!("cannot announce: {e}"));
-                let _ = reply.send(result);
-            }
-            Command::StopProviding { key } => {
-                self.swarm
-                    .behaviour_mut()
-                    .kad
-                    .stop_providing(&kad::RecordKey::new(&key));
-            }
-            Command::FindProviders { key, found } => {
-                if self.provider_searches.len() >= MAX_PROVIDER_SEARCHES {
-                    tracing::warn!("too many provider searches in flight; refusing one");
-                    return;
+                if verdict == crate::Verdict::Reject {
+                    self.penalise(
+                        propagation_source,
+                        "sent a gossip message that was rejected",
+                    );
                 }
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .get_providers(kad::RecordKey::new(&key));
-                self.provider_searches.insert(
-                    id,
-                    ProviderSearch {
-                        found,
-                        seen: Default::default(),
-                    },
-                );
+                let _ = reply.send(());
+            }
+            Command::Penalise {
+                peer,
+                reason,
+                reply,
+            } => {
+                self.penalise(peer, &reason);
+                let _ = reply.send(());
+            }
+            Command::Topics { reply } => {
+                let _ = reply.send(self.gossip.topics(&self.swarm.behaviour().gossipsub));
             }
             Command::Shutdown => {}
-        }
-    }
-
-    /// Hands a provider to its search, resolving its addresses first if the
-    /// swarm cannot dial it yet.
-    fn deliver_provider(&mut self, provider: PeerId, found: mpsc::Sender<PeerId>) {
-        let known = self.swarm.is_connected(&provider)
-            || self
-                .swarm
-                .behaviour_mut()
-                .kad
-                .kbucket(provider)
-                .is_some_and(|b| b.iter().any(|e| *e.node.key.preimage() == provider));
-        if known {
-            let _ = found.try_send(provider);
-        } else if self.resolving.len() < MAX_PROVIDER_SEARCHES * 4 {
-            let id = self.swarm.behaviour_mut().kad.get_closest_peers(provider);
-            self.resolving.insert(id, (provider, found));
         }
     }
 
@@ -261,29 +252,6 @@ impl EventLoop {
             .listeners()
             .map(|a| crate::with_peer_id(a, me))
             .collect()
-    }
-
-    fn dht_info(&mut self) -> DhtInfo {
-        let kad = &mut self.swarm.behaviour_mut().kad;
-        let mode = match kad.mode() {
-            kad::Mode::Server => "server",
-            kad::Mode::Client => "client",
-        };
-        let mut buckets = Vec::new();
-        for bucket in kad.kbuckets() {
-            if bucket.num_entries() == 0 {
-                continue;
-            }
-            let index = bucket.range().0.ilog2().unwrap_or(0);
-            let peers = bucket.iter().map(|e| *e.node.key.preimage()).collect();
-            buckets.push(Bucket { index, peers });
-        }
-        let size = buckets.iter().map(|b| b.peers.len()).sum();
-        DhtInfo {
-            mode,
-            size,
-            buckets,
-        }
     }
 
     fn dial(&mut self, addr: Multiaddr, reply: Reply<Result<PeerId, DialError>>) {
@@ -302,8 +270,18 @@ impl EventLoop {
                 let _ = reply.send(Ok(peer));
                 return;
             }
+            if let Some(left) = self.ban_left(&peer) {
+                let _ = reply.send(Err(DialError::Failed {
+                    addr,
+                    reason: format!(
+                        "peer {peer} is banned for misbehaviour for another {} s",
+                        left.as_secs()
+                    ),
+                }));
+                return;
+            }
             // Dialed on purpose: give it another chance.
-            self.rejected.remove(&peer);
+            self.forgive(&peer);
             if self.swarm.is_connected(&peer) {
                 // Connected, not yet identified: wait for identify rather
                 // than opening another connection.
@@ -342,15 +320,6 @@ impl EventLoop {
         }
     }
 
-    fn random_walk(&mut self) {
-        if self.swarm.behaviour_mut().dht_size() > 0 {
-            self.swarm
-                .behaviour_mut()
-                .kad
-                .get_closest_peers(PeerId::random());
-        }
-    }
-
     /// Periodic upkeep: drop connections that never identified, forget old
     /// rejections, keep enough peers, refresh gauges.
     fn maintain(&mut self) {
@@ -358,7 +327,9 @@ impl EventLoop {
             tracing::debug!(%peer, "closing connection that never identified");
             let _ = self.swarm.disconnect_peer_id(peer);
         }
-        self.rejected.retain(|_, at| at.elapsed() < REJECT_FOR);
+        self.expire_rejections();
+        let gs = &mut self.swarm.behaviour_mut().gossipsub;
+        self.gossip.leave_closed(gs);
 
         let target = TARGET_PEERS.min(self.config.max_peers as usize);
         let ready = self.peers.ids().filter(|p| self.peers.is_ready(p)).count();
@@ -407,6 +378,12 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(e)) => self.on_mdns(e),
             SwarmEvent::Behaviour(BehaviourEvent::Limits(v)) => match v {},
+            SwarmEvent::Behaviour(BehaviourEvent::Blocked(v)) => match v {},
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => {
+                self.metrics.record(&e);
+                let gs = &mut self.swarm.behaviour_mut().gossipsub;
+                self.gossip.on_event(gs, e);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Stream(())) => {}
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -484,9 +461,20 @@ impl EventLoop {
         num_established: u32,
     ) {
         let dialed_by_us = self.pending_dials.remove(&connection_id);
+        if self.is_banned(&peer) {
+            // The block list refuses these connections; in case one slips by.
+            if let Some((addr, reply)) = dialed_by_us {
+                let _ = reply.send(Err(DialError::Failed {
+                    addr,
+                    reason: format!("peer {peer} is banned for misbehaviour"),
+                }));
+            }
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
+        }
         if dialed_by_us.is_some() {
             // Dialed on purpose: identify decides again.
-            self.rejected.remove(&peer);
+            self.forgive(&peer);
         } else if self.rejected.contains_key(&peer) {
             // Let identify run so the other side learns why, then close.
             tracing::debug!(%peer, "refusing peer from another network");
@@ -575,107 +563,6 @@ impl EventLoop {
             let _ = self.events.send(NetworkEvent::PeerReady(peer_id));
         }
         self.refresh_gauges();
-    }
-
-    fn reject(&mut self, peer: PeerId) {
-        if self.rejected.len() >= MAX_REJECTED {
-            if let Some(oldest) = self
-                .rejected
-                .iter()
-                .min_by_key(|(_, t)| **t)
-                .map(|(p, _)| *p)
-            {
-                self.rejected.remove(&oldest);
-            }
-        }
-        self.rejected.insert(peer, Instant::now());
-        self.swarm.behaviour_mut().kad.remove_peer(&peer);
-        let Some(weak) = self.weak_commands.clone() else {
-            let _ = self.swarm.disconnect_peer_id(peer);
-            return;
-        };
-        tokio::spawn(async move {
-            tokio::time::sleep(REJECT_GRACE).await;
-            if let Some(commands) = weak.upgrade() {
-                let (reply, _) = tokio::sync::oneshot::channel();
-                let _ = commands.send(Command::Disconnect { peer, reply }).await;
-            }
-        });
-    }
-
-    fn on_kad(&mut self, event: kad::Event) {
-        match event {
-            kad::Event::OutboundQueryProgressed {
-                id,
-                result: kad::QueryResult::GetProviders(result),
-                step,
-                ..
-            } => {
-                let me = *self.swarm.local_peer_id();
-                let mut deliver = Vec::new();
-                if let Some(search) = self.provider_searches.get_mut(&id) {
-                    if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result {
-                        for p in providers {
-                            if p != me
-                                && search.seen.len() < MAX_PROVIDERS_PER_SEARCH
-                                && search.seen.insert(p)
-                            {
-                                deliver.push((p, search.found.clone()));
-                            }
-                        }
-                    }
-                }
-                if step.last {
-                    // Dropping the sender closes the channel once every
-                    // pending address resolution has finished too.
-                    self.provider_searches.remove(&id);
-                }
-                for (p, found) in deliver {
-                    self.deliver_provider(p, found);
-                }
-            }
-            kad::Event::OutboundQueryProgressed {
-                id,
-                result: kad::QueryResult::GetClosestPeers(result),
-                stats,
-                ..
-            } => {
-                if let Some((provider, found)) = self.resolving.remove(&id) {
-                    let peers = match result {
-                        Ok(ok) => ok.peers,
-                        Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
-                    };
-                    if let Some(info) = peers.into_iter().find(|p| p.peer_id == provider) {
-                        for addr in info.addrs.into_iter().take(MAX_ADDRS_PER_PEER) {
-                            self.swarm.add_peer_address(provider, addr);
-                        }
-                        let _ = found.try_send(provider);
-                    }
-                    return;
-                }
-                let Some((target, reply)) = self.pending_lookups.remove(&id) else {
-                    return;
-                };
-                let peers = match result {
-                    Ok(ok) => ok.peers,
-                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
-                };
-                let hit = peers.into_iter().find(|p| p.peer_id == target);
-                let _ = reply.send(Lookup {
-                    target,
-                    found: hit.is_some(),
-                    addrs: hit.map(|p| p.addrs).unwrap_or_default(),
-                    requests: stats.num_requests(),
-                    successes: stats.num_successes(),
-                    duration: stats.duration().unwrap_or_default(),
-                });
-            }
-            kad::Event::RoutingUpdated { .. } => self.refresh_gauges(),
-            kad::Event::ModeChanged { new_mode } => {
-                tracing::info!("DHT mode is now {new_mode}");
-            }
-            _ => {}
-        }
     }
 
     fn on_mdns(&mut self, event: mdns::Event) {

@@ -3,15 +3,16 @@
 use std::time::Duration;
 
 use libp2p::{
+    allow_block_list::{self, BlockedPeers},
     connection_limits::{self, ConnectionLimits},
-    identify,
+    gossipsub, identify,
     identity::Keypair,
     kad, mdns, ping,
     swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
     StreamProtocol,
 };
 
-use crate::{Config, DhtMode};
+use crate::{Config, DhtMode, StartError};
 
 /// The Kademlia protocol name: our own, so we never join the IPFS DHT.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/weft/kad/1.0.0");
@@ -22,12 +23,15 @@ const MAX_CONNECTIONS_PER_PEER: u32 = 2;
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// Banned peers: every connection to or from them is refused.
+    pub(crate) blocked: allow_block_list::Behaviour<BlockedPeers>,
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) stream: libp2p_stream::Behaviour,
+    pub(crate) gossipsub: gossipsub::Behaviour,
 }
 
 /// The string a peer must report in identify to be on our network.
@@ -36,7 +40,7 @@ pub(crate) fn identify_version(network: &str) -> String {
 }
 
 impl Behaviour {
-    pub(crate) fn new(key: &Keypair, config: &Config) -> std::io::Result<Self> {
+    pub(crate) fn new(key: &Keypair, config: &Config) -> Result<Self, StartError> {
         let peer_id = key.public().to_peer_id();
 
         let limits = ConnectionLimits::default()
@@ -82,21 +86,25 @@ impl Behaviour {
         });
 
         let mdns = if config.mdns {
-            Some(mdns::tokio::Behaviour::new(
-                mdns::Config::default(),
-                peer_id,
-            )?)
+            Some(
+                mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                    .map_err(StartError::Mdns)?,
+            )
         } else {
             None
         };
 
+        let gossipsub = crate::gossip::behaviour(key, config).map_err(StartError::Gossip)?;
+
         Ok(Self {
+            blocked: allow_block_list::Behaviour::default(),
             limits: connection_limits::Behaviour::new(limits),
             identify,
             ping,
             kad,
             mdns: mdns.into(),
             stream: libp2p_stream::Behaviour::new(),
+            gossipsub,
         })
     }
 

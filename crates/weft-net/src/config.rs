@@ -9,6 +9,8 @@ use crate::Identity;
 
 /// Default port for QUIC and TCP.
 pub const DEFAULT_PORT: u16 = 4719;
+/// Default largest gossip payload: a 4 MiB block and 64 KiB to spare.
+pub const DEFAULT_GOSSIP_MAX_SIZE: usize = 4 * 1024 * 1024 + 64 * 1024;
 
 /// How the Kademlia behaviour decides between client and server mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,6 +57,14 @@ pub struct Config {
     pub random_walk_interval: Duration,
     /// How long a connection with no active stream stays open.
     pub idle_timeout: Duration,
+    /// Largest gossip message payload, in bytes. Gossipsub's transmit limit
+    /// is this plus room for its envelope.
+    pub gossip_max_size: usize,
+    /// Interval of gossipsub's heartbeat (mesh upkeep and gossip).
+    pub gossip_heartbeat: Duration,
+    /// Offences within ten minutes that get a peer banned (disconnected and
+    /// refused both ways) for ten minutes.
+    pub max_penalties: u32,
 }
 
 impl Config {
@@ -70,6 +80,9 @@ impl Config {
             dht_mode: DhtMode::Server,
             random_walk_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
+            gossip_max_size: DEFAULT_GOSSIP_MAX_SIZE,
+            gossip_heartbeat: Duration::from_secs(1),
+            max_penalties: 5,
         }
     }
 
@@ -84,6 +97,8 @@ impl Config {
             ],
             mdns: false,
             network: network.to_owned(),
+            // Meshes on loopback converge in a fraction of a second.
+            gossip_heartbeat: Duration::from_millis(200),
             ..Self::new(identity)
         }
     }

@@ -10,6 +10,8 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::gossip::{self, GossipError, GossipMessage, MessageId, TopicInfo, Verdict};
+
 /// Replies from the actor.
 pub(crate) type Reply<T> = oneshot::Sender<T>;
 
@@ -46,6 +48,34 @@ pub(crate) enum Command {
         key: Vec<u8>,
         found: mpsc::Sender<PeerId>,
     },
+    Subscribe {
+        topic: String,
+        messages: mpsc::Sender<GossipMessage>,
+        reply: Reply<Result<(), GossipError>>,
+    },
+    Unsubscribe {
+        topic: String,
+        reply: Reply<Result<(), GossipError>>,
+    },
+    Publish {
+        topic: String,
+        data: Vec<u8>,
+        reply: Reply<Result<bool, GossipError>>,
+    },
+    ReportMessage {
+        id: MessageId,
+        propagation_source: PeerId,
+        verdict: Verdict,
+        reply: Reply<()>,
+    },
+    Penalise {
+        peer: PeerId,
+        reason: String,
+        reply: Reply<()>,
+    },
+    Topics {
+        reply: Reply<Vec<TopicInfo>>,
+    },
     Shutdown,
 }
 
@@ -79,6 +109,9 @@ pub struct PeerInfo {
     pub protocols: Vec<String>,
     pub agent_version: Option<String>,
     pub connected_for: Duration,
+    /// Offences recorded against it in the last ten minutes (see
+    /// [`NetworkHandle::penalise`]).
+    pub penalties: u32,
 }
 
 /// The routing table.
@@ -160,6 +193,7 @@ pub struct NetworkHandle {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) local_peer_id: PeerId,
     pub(crate) network: String,
+    pub(crate) gossip_max_size: usize,
     pub(crate) streams: libp2p_stream::Control,
     pub(crate) events: broadcast::Sender<NetworkEvent>,
 }
@@ -272,5 +306,95 @@ impl NetworkHandle {
             .clone()
             .accept(protocol.clone())
             .map_err(|_| StreamError::AlreadyAccepting(protocol))
+    }
+
+    /// Subscribes to `topic`; messages arrive on the returned receiver,
+    /// which holds up to `capacity` of them (clamped to 1..=65536). Each
+    /// message waits for a [`NetworkHandle::report_message`] before it is
+    /// forwarded. When a message arrives while the receiver is full, the
+    /// network ignores it (no forwarding, no penalty); once the receiver is
+    /// dropped, the node leaves the topic.
+    ///
+    /// Subscribing to a topic that already has a live receiver is
+    /// [`GossipError::AlreadySubscribed`]; at most [`crate::MAX_TOPICS`]
+    /// topics at once.
+    pub async fn subscribe(
+        &self,
+        topic: &str,
+        capacity: usize,
+    ) -> Result<mpsc::Receiver<GossipMessage>, GossipError> {
+        gossip::check_topic(topic)?;
+        let (messages, rx) = mpsc::channel(capacity.clamp(1, gossip::MAX_CAPACITY));
+        let topic = topic.to_owned();
+        self.call(|reply| Command::Subscribe {
+            topic,
+            messages,
+            reply,
+        })
+        .await
+        .map_err(|_| GossipError::Shutdown)??;
+        Ok(rx)
+    }
+
+    pub async fn unsubscribe(&self, topic: &str) -> Result<(), GossipError> {
+        let topic = topic.to_owned();
+        self.call(|reply| Command::Unsubscribe { topic, reply })
+            .await
+            .map_err(|_| GossipError::Shutdown)?
+    }
+
+    /// Publishes `data` on `topic` (subscribed or not). Returns Ok(true) when
+    /// it was sent to at least one peer, Ok(false) when no peer is subscribed
+    /// or the same message (same topic and data) was already published or
+    /// received. Data larger than [`crate::Config::gossip_max_size`] is
+    /// [`GossipError::TooLarge`].
+    pub async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<bool, GossipError> {
+        gossip::check_topic(topic)?;
+        if data.len() > self.gossip_max_size {
+            return Err(GossipError::TooLarge {
+                size: data.len(),
+                max: self.gossip_max_size,
+            });
+        }
+        let topic = topic.to_owned();
+        self.call(|reply| Command::Publish { topic, data, reply })
+            .await
+            .map_err(|_| GossipError::Shutdown)?
+    }
+
+    /// Tells gossipsub whether to forward a received message; nothing is
+    /// forwarded before this. [`Verdict::Reject`] also counts as one offence
+    /// by `propagation_source` (see [`NetworkHandle::penalise`]).
+    pub async fn report_message(
+        &self,
+        id: MessageId,
+        propagation_source: PeerId,
+        verdict: Verdict,
+    ) -> Result<(), NetError> {
+        self.call(|reply| Command::ReportMessage {
+            id,
+            propagation_source,
+            verdict,
+            reply,
+        })
+        .await
+    }
+
+    /// Records one offence by `peer`; `reason` is logged. A peer with
+    /// [`crate::Config::max_penalties`] offences within ten minutes is
+    /// disconnected and refused, inbound and outbound, for ten minutes.
+    pub async fn penalise(&self, peer: PeerId, reason: &str) -> Result<(), NetError> {
+        let reason: String = reason.chars().take(200).collect();
+        self.call(|reply| Command::Penalise {
+            peer,
+            reason,
+            reply,
+        })
+        .await
+    }
+
+    /// Our subscribed topics, each with its gossip mesh.
+    pub async fn topics(&self) -> Result<Vec<TopicInfo>, NetError> {
+        self.call(|reply| Command::Topics { reply }).await
     }
 }

@@ -2,10 +2,14 @@
 //!
 //! One actor task ([`actor`]) owns the libp2p `Swarm`: QUIC, and TCP with
 //! Noise and Yamux, both encrypted and authenticated; identify, ping,
-//! Kademlia on `/weft/kad/1.0.0`, optional mDNS, connection limits and raw
-//! streams for bulk data. The rest of the node talks to it through a
-//! [`NetworkHandle`] and never touches libp2p types other than [`PeerId`],
-//! [`Multiaddr`] and, for bulk transfer, [`Stream`] / [`StreamProtocol`].
+//! Kademlia on `/weft/kad/1.0.0`, optional mDNS, connection limits, raw
+//! streams for bulk data and gossipsub (`gossip`) for pub/sub with
+//! validation before forwarding. Misbehaving peers collect penalties
+//! (`penalties`) and are banned for a while when they have too many.
+//!
+//! The rest of the node talks to the actor through a [`NetworkHandle`] and
+//! never touches libp2p types other than [`PeerId`], [`Multiaddr`], gossip's
+//! [`MessageId`] and, for bulk transfer, [`Stream`] / [`StreamProtocol`].
 //!
 //! [`start`] builds the swarm, binds every listen address (failing with a
 //! clear error if one cannot be bound), dials the bootstrap peers and spawns
@@ -16,16 +20,21 @@
 mod actor;
 mod behaviour;
 mod config;
+mod gossip;
 mod handle;
 mod identity;
 mod peers;
+mod penalties;
 
 use std::time::Duration;
 
 pub use behaviour::KAD_PROTOCOL;
 pub use config::{
     check_listen, default_listen_addrs, parse_bootstrap, parse_multiaddr, split_peer_id,
-    with_peer_id, AddrError, Config, DhtMode, DEFAULT_PORT,
+    with_peer_id, AddrError, Config, DhtMode, DEFAULT_GOSSIP_MAX_SIZE, DEFAULT_PORT,
+};
+pub use gossip::{
+    GossipError, GossipMessage, MessageId, TopicInfo, Verdict, MAX_TOPICS, MAX_TOPIC_LEN,
 };
 pub use handle::{
     Bucket, DhtInfo, DialError, Direction, Lookup, NetError, NetworkEvent, NetworkHandle, PeerInfo,
@@ -61,6 +70,8 @@ pub enum StartError {
     Transport(String),
     #[error("cannot start mDNS: {0}")]
     Mdns(std::io::Error),
+    #[error("cannot set up gossipsub: {0}")]
+    Gossip(String),
 }
 
 /// A running network actor.
@@ -95,7 +106,7 @@ pub async fn start(config: Config, registry: &mut Registry) -> Result<Network, S
     }
 
     let keypair = config.identity.keypair().clone();
-    let mut mdns_error = None;
+    let mut behaviour_error = None;
     let swarm = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -111,12 +122,12 @@ pub async fn start(config: Config, registry: &mut Registry) -> Result<Network, S
         .with_behaviour(|key| match behaviour::Behaviour::new(key, &config) {
             Ok(b) => Ok(b),
             Err(e) => {
-                mdns_error = Some(e);
-                Err("mdns".into())
+                behaviour_error = Some(e);
+                Err("behaviour".into())
             }
         })
-        .map_err(|e| match mdns_error.take() {
-            Some(io) => StartError::Mdns(io),
+        .map_err(|e| match behaviour_error.take() {
+            Some(e) => e,
             None => StartError::Transport(e.to_string()),
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
@@ -140,6 +151,7 @@ pub async fn start(config: Config, registry: &mut Registry) -> Result<Network, S
     let streams = swarm.behaviour().stream.new_control();
     let local_peer_id = *swarm.local_peer_id();
     let network = config.network.clone();
+    let gossip_max_size = config.gossip_max_size;
     let listen = config.listen.clone();
 
     let mut event_loop = actor::EventLoop::new(
@@ -194,6 +206,7 @@ pub async fn start(config: Config, registry: &mut Registry) -> Result<Network, S
         commands: commands_tx,
         local_peer_id,
         network,
+        gossip_max_size,
         streams,
         events: events_tx,
     };

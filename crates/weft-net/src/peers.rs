@@ -135,6 +135,8 @@ impl PeerBook {
                         .unwrap_or_default(),
                     agent_version: p.identified.as_ref().map(|i| i.agent_version.clone()),
                     connected_for: p.since.elapsed(),
+                    // Filled in by the actor, which keeps the offences.
+                    penalties: 0,
                 }
             })
             .collect();

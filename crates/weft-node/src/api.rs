@@ -9,6 +9,7 @@ mod auth;
 mod blobs;
 mod error;
 mod gateway;
+mod ledger;
 mod net;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
@@ -27,12 +28,16 @@ pub struct ApiState {
     pub started: Instant,
     pub registry: Arc<Registry>,
     pub blobs: weft_blobs::Blobs,
+    pub ledger: weft_ledger::service::Ledger,
+    /// The network's name (without the genesis suffix the wire carries).
+    pub network: Arc<str>,
 }
 
 /// Builds the router for `state`.
 pub fn router(state: ApiState) -> Router {
     let v1 = net::routes()
         .merge(blobs::routes())
+        .merge(ledger::routes())
         .fallback(|| async { ApiError::not_found("no such API path") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -34,6 +34,12 @@ pub struct FileConfig {
     pub dht_mode: Option<String>,
     /// Blob store quota, e.g. "10G".
     pub store_max: Option<String>,
+    /// Path of a genesis file (`weft genesis new`).
+    pub genesis: Option<PathBuf>,
+    pub mine: Option<bool>,
+    /// Address the mining reward goes to.
+    pub miner: Option<String>,
+    pub mine_threads: Option<usize>,
 }
 
 /// Values given on the command line or in the environment.
@@ -48,6 +54,11 @@ pub struct Overrides {
     pub max_peers: Option<u32>,
     pub dht_mode: Option<String>,
     pub store_max: Option<String>,
+    pub genesis: Option<PathBuf>,
+    /// `Some(true)` for `--mine`.
+    pub mine: Option<bool>,
+    pub miner: Option<String>,
+    pub mine_threads: Option<usize>,
     /// Test-only fault injection (`corrupt-blobs`).
     pub test_fault: Option<String>,
 }
@@ -66,6 +77,17 @@ pub struct NodeConfig {
     /// Most bytes the blob store keeps; unpinned content is evicted beyond.
     pub store_max: Option<u64>,
     pub fault: weft_blobs::transfer::Fault,
+    /// The ledger's rules; the built-in genesis unless `--genesis`.
+    pub genesis: weft_ledger::Genesis,
+    pub mine: Option<Mining>,
+}
+
+/// `--mine`: who gets the reward (`None`: the node's default wallet) and
+/// how many threads search.
+#[derive(Debug, Clone)]
+pub struct Mining {
+    pub miner: Option<weft_ledger::Address>,
+    pub threads: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +119,12 @@ pub enum ConfigError {
     Size(String),
     #[error("unknown test fault {0:?} (known: corrupt-blobs)")]
     Fault(String),
+    #[error(transparent)]
+    Genesis(#[from] weft_ledger::genesis::GenesisError),
+    #[error("invalid --miner address: {0}")]
+    Miner(weft_ledger::AddressError),
+    #[error("--mine-threads must be between 1 and 256, not {0}")]
+    MineThreads(usize),
 }
 
 impl FileConfig {
@@ -182,6 +210,23 @@ impl NodeConfig {
             Some("corrupt-blobs") => weft_blobs::transfer::Fault::CorruptData,
             Some(other) => return Err(ConfigError::Fault(other.to_owned())),
         };
+        let genesis = match overrides.genesis.or(file.genesis) {
+            Some(path) => weft_ledger::Genesis::read(&path)?,
+            None => weft_ledger::Genesis::builtin(),
+        };
+        let threads = overrides.mine_threads.or(file.mine_threads).unwrap_or(1);
+        if !(1..=256).contains(&threads) {
+            return Err(ConfigError::MineThreads(threads));
+        }
+        let miner = match overrides.miner.or(file.miner) {
+            Some(s) => Some(s.parse().map_err(ConfigError::Miner)?),
+            None => None,
+        };
+        let mine = overrides
+            .mine
+            .or(file.mine)
+            .unwrap_or(false)
+            .then_some(Mining { miner, threads });
         Ok(Self {
             data_dir,
             listen,
@@ -193,6 +238,8 @@ impl NodeConfig {
             dht_mode,
             store_max,
             fault,
+            genesis,
+            mine,
         })
     }
 
@@ -214,6 +261,8 @@ impl NodeConfig {
             dht_mode: DhtMode::Server,
             store_max: None,
             fault: weft_blobs::transfer::Fault::None,
+            genesis: weft_ledger::Genesis::builtin(),
+            mine: None,
         }
     }
 }

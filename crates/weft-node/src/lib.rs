@@ -11,4 +11,4 @@ mod node;
 
 pub use config::{ConfigError, FileConfig, NodeConfig, Overrides};
 pub use data_dir::{DataDir, DataDirError};
-pub use node::{Node, NodeInfo, StartError};
+pub use node::{network_id, Node, NodeInfo, StartError};

@@ -26,6 +26,10 @@ pub enum StartError {
     Network(#[from] weft_net::StartError),
     #[error("cannot open the blob store: {0}")]
     Blobs(#[from] weft_blobs::StoreError),
+    #[error("cannot start the ledger: {0}")]
+    Ledger(#[from] weft_ledger::service::StartError),
+    #[error("cannot mine: {0}")]
+    Miner(String),
     #[error("cannot start the API on {addr}: {source}")]
     ApiBind {
         addr: SocketAddr,
@@ -49,6 +53,7 @@ pub struct Node {
     info: NodeInfo,
     data_dir: DataDir,
     blobs: weft_blobs::Blobs,
+    ledger: weft_ledger::service::Ledger,
     network: weft_net::Network,
     api_task: JoinHandle<()>,
     cancel: CancellationToken,
@@ -79,7 +84,7 @@ impl Node {
             listen: config.listen.clone(),
             bootstrap: config.bootstrap.clone(),
             mdns: config.mdns,
-            network: config.network.clone(),
+            network: network_id(&config.network, &config.genesis),
             max_peers: config.max_peers,
             dht_mode: config.dht_mode,
             ..weft_net::Config::new(identity)
@@ -112,8 +117,19 @@ impl Node {
             }
         };
 
+        let ledger = match start_ledger(&config, &data_dir, network.handle().clone()).await {
+            Ok(l) => l,
+            Err(e) => {
+                blobs.shutdown().await;
+                network.shutdown().await;
+                return Err(e);
+            }
+        };
+
         let cancel = CancellationToken::new();
         let state = api::ApiState {
+            network: Arc::from(config.network.as_str()),
+            ledger: ledger.clone(),
             blobs: blobs.clone(),
             net: network.handle().clone(),
             token: Arc::from(token.as_str()),
@@ -129,6 +145,7 @@ impl Node {
         ) {
             cancel.cancel();
             let _ = api_task.await;
+            ledger.shutdown().await;
             blobs.shutdown().await;
             network.shutdown().await;
             return Err(e.into());
@@ -147,6 +164,7 @@ impl Node {
             info,
             data_dir,
             blobs,
+            ledger,
             network,
             api_task,
             cancel,
@@ -165,13 +183,70 @@ impl Node {
         &self.blobs
     }
 
+    pub fn ledger(&self) -> &weft_ledger::service::Ledger {
+        &self.ledger
+    }
+
     /// Stops the API, then the services, then the network; removes the API address file so
     /// clients do not try a stopped node.
     pub async fn shutdown(self) {
         self.cancel.cancel();
         let _ = self.api_task.await;
+        self.ledger.shutdown().await;
         self.blobs.shutdown().await;
         self.network.shutdown().await;
         let _ = std::fs::remove_file(self.data_dir.path(API_ADDR_FILE));
+    }
+}
+
+/// The network's identity on the wire: its name and its genesis, so peers
+/// with another genesis are disconnected like peers of another network.
+pub fn network_id(name: &str, genesis: &weft_ledger::Genesis) -> String {
+    let hash = genesis.hash().to_string();
+    format!("{name}@{}", &hash[..16])
+}
+
+/// Opens the chain and starts the ledger's tasks (and the miner).
+async fn start_ledger(
+    config: &NodeConfig,
+    data_dir: &DataDir,
+    net: NetworkHandle,
+) -> Result<weft_ledger::service::Ledger, StartError> {
+    let mine = match &config.mine {
+        None => None,
+        Some(m) => {
+            let miner = match m.miner {
+                Some(a) => a,
+                None => default_miner(&data_dir.path("wallets"))?,
+            };
+            Some(weft_ledger::service::MineConfig {
+                miner,
+                threads: m.threads,
+            })
+        }
+    };
+    let ledger_config = weft_ledger::service::Config {
+        genesis: config.genesis.clone(),
+        db_path: data_dir.path("ledger.redb"),
+        mine,
+        mempool: weft_ledger::mempool::Config::default(),
+        clock: weft_ledger::service::system_clock(),
+    };
+    Ok(weft_ledger::service::Ledger::start(ledger_config, net).await?)
+}
+
+/// The node's default wallet, created if there is none.
+fn default_miner(dir: &std::path::Path) -> Result<weft_ledger::Address, StartError> {
+    use weft_ledger::wallet;
+    match wallet::load_default(dir) {
+        Ok(w) => Ok(w.address()),
+        Err(_) if wallet::list(dir).map(|l| l.is_empty()).unwrap_or(true) => {
+            let w = wallet::create(dir, "default").map_err(|e| StartError::Miner(e.to_string()))?;
+            tracing::info!(address = %w.address(), "created wallet \"default\" for mining rewards");
+            Ok(w.address())
+        }
+        Err(e) => Err(StartError::Miner(format!(
+            "{e}; name the reward address with --miner"
+        ))),
     }
 }

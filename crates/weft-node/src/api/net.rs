@@ -30,6 +30,7 @@ pub(super) fn routes() -> Router<ApiState> {
 struct NodeResponse {
     peer_id: String,
     network: String,
+    genesis: String,
     listen_addrs: Vec<String>,
     version: &'static str,
     uptime_s: u64,
@@ -39,7 +40,8 @@ async fn node(State(state): State<ApiState>) -> Result<Json<NodeResponse>, ApiEr
     let listen_addrs = state.net.listen_addrs().await?;
     Ok(Json(NodeResponse {
         peer_id: state.net.local_peer_id().to_string(),
-        network: state.net.network().to_owned(),
+        network: state.network.to_string(),
+        genesis: state.ledger.genesis_hash().to_string(),
         listen_addrs: listen_addrs.iter().map(ToString::to_string).collect(),
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: state.started.elapsed().as_secs(),
