@@ -11,7 +11,11 @@ mod support;
 use std::time::Duration;
 
 use support::*;
-use weft_ledger::{tx::address_of, Transaction};
+use weft_ledger::{
+    service::{BlockId, TxStatus, BLOCK_TOPIC, TX_TOPIC},
+    tx::address_of,
+    Address, Transaction,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_is_confirmed_everywhere() {
@@ -127,8 +131,157 @@ async fn a_wrong_genesis_peer_is_disconnected() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("network"), "{err}");
-    let _ = Transaction::decode(&[]);
     for n in [a, b] {
+        n.shutdown().await;
+    }
+}
+
+/// A bare libp2p peer on the devnet's network that sends whatever bytes a
+/// test gives it: the ledger's validation is all that stands in the way.
+async fn rogue(net: &Devnet, victim: &weft_node::Node) -> weft_net::Network {
+    let id = weft_node::network_id(&net.name, &net.genesis);
+    let cfg = weft_net::Config::loopback(weft_net::Identity::generate(), &id);
+    let mut registry = weft_net::Registry::default();
+    let rogue = weft_net::start(cfg, &mut registry).await.unwrap();
+    rogue
+        .handle()
+        .dial(victim.info().listen_addrs[0].clone())
+        .await
+        .unwrap();
+    // Subscribed, so gossipsub knows the victim listens on both topics.
+    let _txs = rogue.handle().subscribe(TX_TOPIC, 16).await.unwrap();
+    let _blocks = rogue.handle().subscribe(BLOCK_TOPIC, 16).await.unwrap();
+    std::mem::forget((_txs, _blocks));
+    rogue
+}
+
+/// Publishes until gossipsub has a peer to send to.
+async fn send(rogue: &weft_net::Network, topic: &str, data: Vec<u8>) {
+    wait_until(Duration::from_secs(20), || {
+        let data = data.clone();
+        async move { rogue.handle().publish(topic, data).await.ok().filter(|sent| *sent) }
+    })
+    .await;
+}
+
+async fn penalties(victim: &weft_node::Node, peer: weft_net::PeerId) -> Option<u32> {
+    let peers = victim.net().peers().await.unwrap();
+    peers.iter().find(|p| p.peer_id == peer).map(|p| p.penalties)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_data_from_a_peer_is_rejected_not_forwarded_and_penalised() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::new("bad-data", 300);
+    let victim = net.start(dir.path(), "victim", false).await;
+    let watcher = net.start(dir.path(), "watcher", false).await;
+    connect(&watcher, &victim).await;
+    let rogue = rogue(&net, &victim).await;
+    let g = net.genesis.hash().0;
+    let miner = Address([0xbb; 32]);
+
+    // Control: a valid transaction from the rogue is accepted and forwarded.
+    let good = net.pay(5, address_of(&key(13)), 5, 0);
+    send(&rogue, TX_TOPIC, good.encode()).await;
+    wait_until(Duration::from_secs(20), || async {
+        matches!(watcher.ledger().tx_status(good.id()).await.unwrap(), TxStatus::Pending(_))
+            .then_some(())
+    })
+    .await;
+
+    let mut bad_sig = net.pay(6, address_of(&key(13)), 5, 0);
+    bad_sig.signature[7] ^= 1;
+    let overspend = net.pay(6, address_of(&key(13)), PREFUND * 2, 0);
+    let other_genesis = Transaction::sign(&key(6), &[7; 32], address_of(&key(13)), 5, FEE, 0, vec![]);
+    let mut bad_pow = victim.ledger().template(miner);
+    let target = bad_pow.header.target;
+    while weft_ledger::pow::meets(&bad_pow.hash().0, &target) {
+        bad_pow.header.nonce += 1;
+    }
+    let mut bad_root = victim.ledger().template(miner);
+    bad_root.header.tx_root = [9; 32];
+    solve(&mut bad_root);
+    let memo_tx = |i: u64| Transaction::sign(&key(7), &g, address_of(&key(13)), 1, FEE, i, vec![0; 256]);
+    let mut oversized = victim.ledger().template(miner);
+    oversized.txs = (0..10_200).map(memo_tx).collect();
+    oversized.header.tx_root = weft_ledger::block::merkle_root(&oversized.txs);
+    solve(&mut oversized);
+    assert!(oversized.size() > weft_ledger::block::MAX_BLOCK_BYTES);
+
+    let items: Vec<(&str, Vec<u8>)> = vec![
+        (TX_TOPIC, bad_sig.encode()),
+        (TX_TOPIC, overspend.encode()),
+        (TX_TOPIC, other_genesis.encode()),
+        (BLOCK_TOPIC, bad_pow.encode()),
+        (BLOCK_TOPIC, bad_root.encode()),
+        (BLOCK_TOPIC, oversized.encode()),
+    ];
+    // Each item from a fresh rogue peer: gossipsub's own scoring would
+    // otherwise stop listening to a peer after a few invalid messages.
+    for (topic, data) in items {
+        let sender = self::rogue(&net, &victim).await;
+        let id = sender.handle().local_peer_id();
+        send(&sender, topic, data).await;
+        wait_until(Duration::from_secs(20), || async {
+            (penalties(&victim, id).await.unwrap_or(0) >= 1).then_some(())
+        })
+        .await;
+        sender.shutdown().await;
+    }
+    // Nothing bad was stored or forwarded.
+    for tx in [&bad_sig, &overspend, &other_genesis] {
+        for n in [&victim, &watcher] {
+            assert!(matches!(n.ledger().tx_status(tx.id()).await.unwrap(), TxStatus::Unknown));
+        }
+    }
+    for b in [&bad_pow, &bad_root, &oversized] {
+        for n in [&victim, &watcher] {
+            let found = n.ledger().block(BlockId::Hash(b.hash())).await.unwrap();
+            assert!(found.is_none(), "a bad block was stored");
+        }
+    }
+    rogue.shutdown().await;
+    for n in [victim, watcher] {
+        n.shutdown().await;
+    }
+}
+
+fn solve(b: &mut weft_ledger::Block) {
+    let g = std::sync::atomic::AtomicU64::new(0);
+    weft_ledger::pow::search(&mut b.header, 0, 1, &g, 0).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_syncs_the_whole_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    // Millisecond blocks: the difficulty falls to the minimum.
+    let net = Devnet::new("late", 1);
+    let a = net.start(dir.path(), "a", true).await;
+    let tx = net.pay(4, address_of(&key(14)), 999, 0);
+    a.ledger().submit(tx.clone()).await.unwrap();
+    wait_height(&a, 320).await;
+    let target = a.ledger().tip().height;
+    let started = std::time::Instant::now();
+    let d = net.start(dir.path(), "d", false).await;
+    connect(&d, &a).await;
+    wait_until(Duration::from_secs(120), || async {
+        (d.ledger().tip().height >= target).then_some(())
+    })
+    .await;
+    let took = started.elapsed();
+    eprintln!(
+        "late joiner synced {target} blocks in {:.2} s: {:.0} blocks/s",
+        took.as_secs_f64(),
+        target as f64 / took.as_secs_f64()
+    );
+    let at = |n: &weft_node::Node| {
+        let n = n.ledger().clone();
+        async move { n.block(BlockId::Height(target)).await.unwrap().unwrap().0.hash() }
+    };
+    assert_eq!(at(&a).await, at(&d).await);
+    assert!(confirmations(&d, tx.id()).await > 0);
+    assert_eq!(d.ledger().account(&address_of(&key(14))).0.balance, 999);
+    for n in [a, d] {
         n.shutdown().await;
     }
 }

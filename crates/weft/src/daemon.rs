@@ -23,6 +23,10 @@ pub(crate) async fn start(cli: &Cli, data_dir: PathBuf, args: &StartArgs) -> any
         max_peers: args.max_peers,
         dht_mode: args.dht_mode.clone(),
         store_max: args.store_max.clone(),
+        genesis: args.genesis.clone(),
+        mine: args.mine.then_some(true),
+        miner: args.miner.clone(),
+        mine_threads: args.mine_threads,
         test_fault: args.test_fault.clone(),
     };
     std::fs::create_dir_all(&data_dir)
