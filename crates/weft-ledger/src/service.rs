@@ -114,6 +114,8 @@ struct Inner {
     sync: Mutex<SyncStatus>,
     /// Bumped whenever miners should start over (new tip, new transactions).
     work_generation: AtomicU64,
+    /// Gossiped transactions dropped by the per-peer rate limit.
+    throttled: AtomicU64,
     mining: bool,
     /// Peers the sync task should check now.
     sync_requests: tokio::sync::mpsc::Sender<weft_net::PeerId>,
@@ -158,6 +160,7 @@ impl Ledger {
                 tip,
                 sync: Mutex::new(SyncStatus::default()),
                 work_generation: AtomicU64::new(0),
+                throttled: AtomicU64::new(0),
                 mining: config.mine.is_some(),
                 sync_requests,
                 cancel: CancellationToken::new(),
@@ -248,6 +251,13 @@ impl Ledger {
     /// Changes whenever the tip does.
     pub fn watch_tip(&self) -> watch::Receiver<Tip> {
         self.inner.tip.subscribe()
+    }
+
+    /// Gossiped transactions dropped because their sender exceeded its rate.
+    pub fn throttled(&self) -> u64 {
+        self.inner
+            .throttled
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn is_mining(&self) -> bool {

@@ -285,3 +285,77 @@ async fn a_late_joiner_syncs_the_whole_chain() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_slightly_ahead_are_set_aside_far_ahead_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::new("skew", 300);
+    let victim = net.start(dir.path(), "victim", false).await;
+    let miner = Address([0xcc; 32]);
+    let height = victim.ledger().tip().height;
+
+    // Far in the future: invalid, and the sender pays for it.
+    let far_sender = rogue(&net, &victim).await;
+    let mut far = victim.ledger().template(miner);
+    far.header.timestamp = now_ms() + 20 * 60_000;
+    solve(&mut far);
+    send(&far_sender, BLOCK_TOPIC, far.encode()).await;
+    let far_id = far_sender.handle().local_peer_id();
+    wait_until(Duration::from_secs(20), || async {
+        (penalties(&victim, far_id).await.unwrap_or(0) >= 1).then_some(())
+    })
+    .await;
+
+    // A couple of seconds past the allowed drift: set aside, then accepted.
+    let near_sender = rogue(&net, &victim).await;
+    let mut near = victim.ledger().template(miner);
+    near.header.timestamp = now_ms() + weft_ledger::chain::MAX_FUTURE_MS + 2_000;
+    solve(&mut near);
+    send(&near_sender, BLOCK_TOPIC, near.encode()).await;
+    wait_until(Duration::from_secs(30), || async {
+        (victim.ledger().tip().hash == near.hash()).then_some(())
+    })
+    .await;
+    assert_eq!(victim.ledger().tip().height, height + 1);
+    let near_id = near_sender.handle().local_peer_id();
+    assert_eq!(penalties(&victim, near_id).await.unwrap_or(0), 0);
+    assert!(victim.ledger().block(BlockId::Hash(far.hash())).await.unwrap().is_none());
+    for r in [far_sender, near_sender] {
+        r.shutdown().await;
+    }
+    victim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mempool_flood_stays_bounded_and_honest_payments_get_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::new("flood", 300);
+    let victim = net.start(dir.path(), "victim", false).await;
+    let honest = net.start(dir.path(), "honest", false).await;
+    connect(&honest, &victim).await;
+    let flooder = rogue(&net, &victim).await;
+    let g = net.genesis.hash().0;
+    // Valid signatures, largest memo, nonces far ahead: held as future at best.
+    for i in 0..6_000u64 {
+        let from = key(1 + (i % 4) as u8);
+        let tx = Transaction::sign(&from, &g, address_of(&key(15)), 1, FEE, 1 + i / 4, vec![7; 256]);
+        let _ = flooder.handle().publish(TX_TOPIC, tx.encode()).await;
+    }
+    let honest_tx = net.pay(8, address_of(&key(16)), 42, 0);
+    honest.ledger().submit(honest_tx.clone()).await.unwrap();
+    wait_until(Duration::from_secs(30), || async {
+        matches!(victim.ledger().tx_status(honest_tx.id()).await.unwrap(), TxStatus::Pending(_))
+            .then_some(())
+    })
+    .await;
+    let (count, bytes) = victim.ledger().mempool_size();
+    let limits = weft_ledger::mempool::Config::default();
+    assert!(count <= limits.max_count && bytes <= limits.max_bytes);
+    // Per sender, at most the future limit is held from the flood.
+    assert!(count <= 4 * limits.max_future_per_sender + 1, "{count} pooled");
+    assert!(victim.ledger().throttled() > 0, "the flooding peer was not throttled");
+    flooder.shutdown().await;
+    for n in [victim, honest] {
+        n.shutdown().await;
+    }
+}

@@ -25,8 +25,8 @@ use crate::{
 };
 
 /// Transactions per second each peer may send us, and the burst.
-const TX_RATE: f64 = 500.0;
-const TX_BURST: f64 = 2_000.0;
+const TX_RATE: f64 = 200.0;
+const TX_BURST: f64 = 1_000.0;
 /// Most peers tracked by the rate limiter.
 const MAX_TRACKED: usize = 1024;
 /// Most blocks set aside for being early.
@@ -73,6 +73,10 @@ pub(super) async fn run_txs(ledger: Ledger, mut rx: mpsc::Receiver<GossipMessage
     while let Some(msg) = rx.recv().await {
         let peer = msg.propagation_source;
         let verdict = if !limiter.allow(peer, Instant::now()) {
+            ledger
+                .inner
+                .throttled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let n = throttled.entry(peer).or_insert(0);
             *n += 1;
             if *n == 1 || (*n).is_multiple_of(1000) {
