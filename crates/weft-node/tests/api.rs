@@ -34,7 +34,21 @@ async fn app() -> (Router, weft_net::Network) {
     )
     .await
     .unwrap();
+    let ledger = weft_ledger::service::Ledger::start(
+        weft_ledger::service::Config {
+            genesis: weft_ledger::Genesis::builtin(),
+            db_path: dir.join("ledger.redb"),
+            mine: None,
+            mempool: weft_ledger::mempool::Config::default(),
+            clock: weft_ledger::service::system_clock(),
+        },
+        net.handle().clone(),
+    )
+    .await
+    .unwrap();
     let state = ApiState {
+        ledger,
+        network: Arc::from("api-test"),
         blobs,
         net: net.handle().clone(),
         token: Arc::from(TOKEN),

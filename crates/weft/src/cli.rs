@@ -68,6 +68,7 @@ pub(crate) enum Command {
   weft start --no-mdns --listen /ip4/0.0.0.0/udp/4719/quic-v1 \\
       --bootstrap /ip4/192.0.2.7/udp/4719/quic-v1/p2p/12D3KooW...
   weft --data-dir /tmp/b start --api 127.0.0.1:0 --listen /ip4/127.0.0.1/tcp/0 --network test
+  weft start --genesis genesis.json --mine --miner weft1...
 
 Every option can also be set in weft.toml in the data dir, e.g.
   listen = [\"/ip4/0.0.0.0/tcp/4719\"]
@@ -75,6 +76,8 @@ Every option can also be set in weft.toml in the data dir, e.g.
   mdns = false
   network = \"main\"
   max_peers = 64
+  genesis = \"/path/to/genesis.json\"
+  mine = true
 Flags beat environment variables, which beat weft.toml, which beats the defaults.")]
     Start(StartArgs),
 
@@ -163,6 +166,9 @@ Run it again after an interruption: it resumes and fetches only what is missing.
   weft ticket 5f2b...e1")]
     Ticket { hash: String },
 
+    #[command(flatten)]
+    Ledger(crate::ledger::LedgerCommand),
+
     /// Run several connected nodes in one process, on loopback (for trying weft)
     #[command(after_help = "Examples:
   weft devnet                 five nodes in a new temporary folder
@@ -211,6 +217,22 @@ pub(crate) struct StartArgs {
     /// Most bytes the blob store keeps, e.g. 50G; least recently used unpinned content is evicted beyond it
     #[arg(long, value_name = "SIZE", env = "WEFT_STORE_MAX")]
     pub(crate) store_max: Option<String>,
+
+    /// Genesis file of the ledger to run on (from `weft genesis new`) [default: the built-in genesis]
+    #[arg(long, value_name = "FILE", env = "WEFT_GENESIS")]
+    pub(crate) genesis: Option<PathBuf>,
+
+    /// Mine blocks (rewards go to --miner, or to the default wallet)
+    #[arg(long, env = "WEFT_MINE")]
+    pub(crate) mine: bool,
+
+    /// Address that receives mining rewards [default: the node's default wallet]
+    #[arg(long, value_name = "ADDRESS", env = "WEFT_MINER")]
+    pub(crate) miner: Option<String>,
+
+    /// Threads that search for blocks [default: 1]
+    #[arg(long, value_name = "N", env = "WEFT_MINE_THREADS")]
+    pub(crate) mine_threads: Option<usize>,
 
     /// Test-only fault injection (corrupt-blobs): never use in production
     #[arg(long, value_name = "FAULT", env = "WEFT_TEST_FAULT", hide = true)]

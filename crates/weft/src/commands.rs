@@ -114,6 +114,7 @@ pub(crate) async fn run(client: &Client, command: &Command, json: bool) -> anyho
             content::simple(client, "ticket", &content::parse_hash(hash)?, json).await?
         }
         Command::Start(_) | Command::Devnet(_) => unreachable!("handled by the daemon module"),
+        Command::Ledger(_) => unreachable!("handled by the ledger module"),
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ mod client;
 mod commands;
 mod content;
 mod daemon;
+mod ledger;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -90,6 +91,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Start(args) => daemon::start(&cli, dir, args).await,
         Command::Devnet(args) => daemon::devnet(&cli, args).await,
+        Command::Ledger(command) => ledger::run(&cli, &dir, command).await,
         other => {
             commands::validate(other)?;
             let client = client::Client::connect(&dir, cli.api.as_deref(), cli.token.as_deref())?;

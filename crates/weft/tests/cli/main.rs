@@ -5,5 +5,6 @@ mod bad_input;
 mod daemon;
 mod discovery;
 mod garbage;
+mod ledger;
 mod sharing;
 mod support;
