@@ -73,7 +73,7 @@ pub(super) async fn run(ledger: Ledger, cfg: MineConfig) {
         let encoded = block.encode();
         match ledger.import(block).await {
             Ok(p) => {
-                tracing::info!(height = p.height, hash = %p.hash, "mined a block");
+                tracing::debug!(height = p.height, hash = %p.hash, "mined a block");
                 let _ = ledger.net().publish(BLOCK_TOPIC, encoded).await;
             }
             Err(e) => tracing::debug!("mined block not used: {e}"),

@@ -6,5 +6,6 @@ mod daemon;
 mod discovery;
 mod garbage;
 mod ledger;
+mod payments;
 mod sharing;
 mod support;
