@@ -136,7 +136,8 @@ fn disk_write_time(dir: &Path, len: u64) -> Duration {
     let mut left = len;
     while left > 0 {
         let n = left.min(buf.len() as u64) as usize;
-        file.write_all(&buf[..n]).expect("write the disk baseline file");
+        file.write_all(&buf[..n])
+            .expect("write the disk baseline file");
         left -= n as u64;
     }
     file.sync_data().expect("sync the disk baseline file");

@@ -23,10 +23,7 @@ use std::{
     time::Duration,
 };
 
-use bao_tree::{
-    io::sync::encode_ranges_validated,
-    ChunkRanges,
-};
+use bao_tree::{io::sync::encode_ranges_validated, ChunkRanges};
 use futures::{AsyncWriteExt, StreamExt};
 use tokio::sync::Semaphore;
 use weft_net::{IncomingStreams, NetworkHandle, PeerId, Stream};
@@ -557,4 +554,3 @@ pub async fn query_peers(
         .map_err(|_| TransferError::Stream("no answer in time".into()))??;
     Ok(peers)
 }
-

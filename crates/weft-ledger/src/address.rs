@@ -98,13 +98,19 @@ mod tests {
         let i = chars.len() - 10;
         chars[i] = if chars[i] == 'q' { 'p' } else { 'q' };
         let typo: String = chars.into_iter().collect();
-        assert!(matches!(typo.parse::<Address>(), Err(AddressError::Invalid(_))));
+        assert!(matches!(
+            typo.parse::<Address>(),
+            Err(AddressError::Invalid(_))
+        ));
     }
 
     #[test]
     fn other_prefix_and_plain_bech32_are_rejected() {
         let other = bech32::encode::<Bech32m>(Hrp::parse("coin").unwrap(), &[1u8; 32]).unwrap();
-        assert!(matches!(other.parse::<Address>(), Err(AddressError::WrongPrefix(_))));
+        assert!(matches!(
+            other.parse::<Address>(),
+            Err(AddressError::WrongPrefix(_))
+        ));
         let plain = bech32::encode::<bech32::Bech32>(HRP, &[1u8; 32]).unwrap();
         assert!(plain.parse::<Address>().is_err());
         let short = bech32::encode::<Bech32m>(HRP, &[1u8; 20]).unwrap();

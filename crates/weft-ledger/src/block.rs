@@ -111,7 +111,9 @@ impl Block {
     }
 
     pub fn fees(&self) -> Option<u64> {
-        self.txs.iter().try_fold(0u64, |acc, tx| acc.checked_add(tx.fee))
+        self.txs
+            .iter()
+            .try_fold(0u64, |acc, tx| acc.checked_add(tx.fee))
     }
 }
 
@@ -192,7 +194,10 @@ mod tests {
         let r1 = merkle_root(&[a.clone(), b.clone(), c.clone()]);
         assert_ne!(r1, merkle_root(&[b.clone(), a.clone(), c.clone()]));
         // Duplicating the odd last leaf must not give the same root.
-        assert_ne!(r1, merkle_root(&[a.clone(), b.clone(), c.clone(), c.clone()]));
+        assert_ne!(
+            r1,
+            merkle_root(&[a.clone(), b.clone(), c.clone(), c.clone()])
+        );
         assert_ne!(merkle_root(&[a]), [0; 32]);
         assert_eq!(merkle_root(&[]), [0; 32]);
     }

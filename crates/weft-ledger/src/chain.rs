@@ -172,7 +172,11 @@ impl<S: ChainStore> Chain<S> {
                     expected: genesis_hash,
                 })
             }
-            None => return Err(OpenError::Inconsistent("no genesis after writing it".into())),
+            None => {
+                return Err(OpenError::Inconsistent(
+                    "no genesis after writing it".into(),
+                ))
+            }
         }
         let index: HashMap<_, _> = snap.metas.into_iter().collect();
         for (height, h) in snap.main.iter().enumerate() {
@@ -357,7 +361,9 @@ impl<S: ChainStore> Chain<S> {
     /// the median if needed) and the right target.
     pub fn template(&self, miner: Address, txs: Vec<Transaction>, now_ms: u64) -> Block {
         let tip = self.tip();
-        let difficulty = self.difficulty_after(&tip.hash).unwrap_or(pow::MIN_DIFFICULTY);
+        let difficulty = self
+            .difficulty_after(&tip.hash)
+            .unwrap_or(pow::MIN_DIFFICULTY);
         let timestamp = now_ms.max(self.median_time(&tip.hash) + 1);
         Block {
             header: Header {

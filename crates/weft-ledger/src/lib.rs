@@ -22,9 +22,9 @@ pub mod chain;
 pub mod genesis;
 pub mod mempool;
 pub mod pow;
+pub mod service;
 pub mod state;
 pub mod store;
-pub mod service;
 pub mod tx;
 pub mod wallet;
 
@@ -40,6 +40,8 @@ pub fn hex(bytes: &[u8; 32]) -> String {
 
 /// Parses 64 hex characters into 32 bytes.
 pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
-    let bytes = data_encoding::HEXLOWER_PERMISSIVE.decode(s.as_bytes()).ok()?;
+    let bytes = data_encoding::HEXLOWER_PERMISSIVE
+        .decode(s.as_bytes())
+        .ok()?;
     bytes.try_into().ok()
 }

@@ -103,13 +103,23 @@ impl State {
         let mut overlay: HashMap<Address, Account> = HashMap::new();
         let mut out = Vec::with_capacity(txs.len());
         for tx in txs {
-            let mut from = overlay.get(&tx.from).copied().unwrap_or_else(|| self.account(&tx.from));
-            let Some(needed) = tx.amount.checked_add(tx.fee) else { continue };
+            let mut from = overlay
+                .get(&tx.from)
+                .copied()
+                .unwrap_or_else(|| self.account(&tx.from));
+            let Some(needed) = tx.amount.checked_add(tx.fee) else {
+                continue;
+            };
             if tx.nonce != from.nonce || from.balance < needed {
                 continue;
             }
-            let mut to = overlay.get(&tx.to).copied().unwrap_or_else(|| self.account(&tx.to));
-            let Some(to_balance) = to.balance.checked_add(tx.amount) else { continue };
+            let mut to = overlay
+                .get(&tx.to)
+                .copied()
+                .unwrap_or_else(|| self.account(&tx.to));
+            let Some(to_balance) = to.balance.checked_add(tx.amount) else {
+                continue;
+            };
             from.balance -= needed;
             from.nonce += 1;
             overlay.insert(tx.from, from);
@@ -139,16 +149,22 @@ impl State {
                 });
             }
             let needed = tx.amount.checked_add(tx.fee).ok_or(StateError::Overflow)?;
-            from.balance = from.balance.checked_sub(needed).ok_or(StateError::Balance {
-                index,
-                needed,
-                balance: from.balance,
-            })?;
+            from.balance = from
+                .balance
+                .checked_sub(needed)
+                .ok_or(StateError::Balance {
+                    index,
+                    needed,
+                    balance: from.balance,
+                })?;
             from.nonce = from.nonce.checked_add(1).ok_or(StateError::Overflow)?;
             remember(&mut order, &touched, tx.from);
             touched.insert(tx.from, from);
             let mut to = get(&touched, self, &tx.to);
-            to.balance = to.balance.checked_add(tx.amount).ok_or(StateError::Overflow)?;
+            to.balance = to
+                .balance
+                .checked_add(tx.amount)
+                .ok_or(StateError::Overflow)?;
             remember(&mut order, &touched, tx.to);
             touched.insert(tx.to, to);
             fees = fees.checked_add(tx.fee).ok_or(StateError::Overflow)?;
@@ -230,14 +246,26 @@ mod tests {
         let a = address_of(&k);
         let b = Address([2; 32]);
         let m = Address([3; 32]);
-        let mut s = State::from_accounts([(a, Account { balance: 100, nonce: 0 })]);
+        let mut s = State::from_accounts([(
+            a,
+            Account {
+                balance: 100,
+                nonce: 0,
+            },
+        )]);
         let before = s.clone();
         let txs = vec![
             Transaction::sign(&k, &[0; 32], b, 10, 1, 0, vec![]),
             Transaction::sign(&k, &[0; 32], b, 20, 2, 1, vec![]),
         ];
         let undo = s.apply(&block(txs, m), 50).unwrap();
-        assert_eq!(s.account(&a), Account { balance: 67, nonce: 2 });
+        assert_eq!(
+            s.account(&a),
+            Account {
+                balance: 67,
+                nonce: 2
+            }
+        );
         assert_eq!(s.account(&b).balance, 30);
         assert_eq!(s.account(&m).balance, 53);
         assert_eq!(s.total(), 150);
@@ -249,7 +277,13 @@ mod tests {
     fn a_failing_block_changes_nothing() {
         let k = SigningKey::from([1; 32]);
         let a = address_of(&k);
-        let mut s = State::from_accounts([(a, Account { balance: 100, nonce: 0 })]);
+        let mut s = State::from_accounts([(
+            a,
+            Account {
+                balance: 100,
+                nonce: 0,
+            },
+        )]);
         let before = s.clone();
         let txs = vec![
             Transaction::sign(&k, &[0; 32], Address([2; 32]), 10, 1, 0, vec![]),
@@ -258,7 +292,15 @@ mod tests {
         let err = s.apply(&block(txs, Address([3; 32])), 50).unwrap_err();
         assert!(matches!(err, StateError::Balance { index: 1, .. }), "{err}");
         assert_eq!(s, before);
-        let gap = vec![Transaction::sign(&k, &[0; 32], Address([2; 32]), 1, 1, 5, vec![])];
+        let gap = vec![Transaction::sign(
+            &k,
+            &[0; 32],
+            Address([2; 32]),
+            1,
+            1,
+            5,
+            vec![],
+        )];
         assert!(matches!(
             s.apply(&block(gap, Address([3; 32])), 50),
             Err(StateError::Nonce { .. })

@@ -67,8 +67,10 @@ impl ChainStore for RedbStore {
         let mut snap = Snapshot::default();
         for row in tx.open_table(INDEX).map_err(err)?.iter().map_err(err)? {
             let (k, v) = row.map_err(err)?;
-            snap.metas
-                .push((BlockHash(k.value()), decode::<BlockMeta>(v.value(), "block meta")?));
+            snap.metas.push((
+                BlockHash(k.value()),
+                decode::<BlockMeta>(v.value(), "block meta")?,
+            ));
         }
         for row in tx.open_table(MAIN).map_err(err)?.iter().map_err(err)? {
             let (k, v) = row.map_err(err)?;

@@ -21,7 +21,15 @@ fn tx_strategy() -> impl Strategy<Value = Transaction> {
         prop::collection::vec(any::<u8>(), 0..=256),
     )
         .prop_map(|(seed, to, amount, fee, nonce, memo)| {
-            Transaction::sign(&SigningKey::from(seed), &[3; 32], Address(to), amount, fee, nonce, memo)
+            Transaction::sign(
+                &SigningKey::from(seed),
+                &[3; 32],
+                Address(to),
+                amount,
+                fee,
+                nonce,
+                memo,
+            )
         })
 }
 

@@ -159,14 +159,24 @@ async fn rogue(net: &Devnet, victim: &weft_node::Node) -> weft_net::Network {
 async fn send(rogue: &weft_net::Network, topic: &str, data: Vec<u8>) {
     wait_until(Duration::from_secs(20), || {
         let data = data.clone();
-        async move { rogue.handle().publish(topic, data).await.ok().filter(|sent| *sent) }
+        async move {
+            rogue
+                .handle()
+                .publish(topic, data)
+                .await
+                .ok()
+                .filter(|sent| *sent)
+        }
     })
     .await;
 }
 
 async fn penalties(victim: &weft_node::Node, peer: weft_net::PeerId) -> Option<u32> {
     let peers = victim.net().peers().await.unwrap();
-    peers.iter().find(|p| p.peer_id == peer).map(|p| p.penalties)
+    peers
+        .iter()
+        .find(|p| p.peer_id == peer)
+        .map(|p| p.penalties)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,15 +194,19 @@ async fn bad_data_from_a_peer_is_rejected_not_forwarded_and_penalised() {
     let good = net.pay(5, address_of(&key(13)), 5, 0);
     send(&rogue, TX_TOPIC, good.encode()).await;
     wait_until(Duration::from_secs(20), || async {
-        matches!(watcher.ledger().tx_status(good.id()).await.unwrap(), TxStatus::Pending(_))
-            .then_some(())
+        matches!(
+            watcher.ledger().tx_status(good.id()).await.unwrap(),
+            TxStatus::Pending(_)
+        )
+        .then_some(())
     })
     .await;
 
     let mut bad_sig = net.pay(6, address_of(&key(13)), 5, 0);
     bad_sig.signature[7] ^= 1;
     let overspend = net.pay(6, address_of(&key(13)), PREFUND * 2, 0);
-    let other_genesis = Transaction::sign(&key(6), &[7; 32], address_of(&key(13)), 5, FEE, 0, vec![]);
+    let other_genesis =
+        Transaction::sign(&key(6), &[7; 32], address_of(&key(13)), 5, FEE, 0, vec![]);
     let mut bad_pow = victim.ledger().template(miner);
     let target = bad_pow.header.target;
     while weft_ledger::pow::meets(&bad_pow.hash().0, &target) {
@@ -201,7 +215,8 @@ async fn bad_data_from_a_peer_is_rejected_not_forwarded_and_penalised() {
     let mut bad_root = victim.ledger().template(miner);
     bad_root.header.tx_root = [9; 32];
     solve(&mut bad_root);
-    let memo_tx = |i: u64| Transaction::sign(&key(7), &g, address_of(&key(13)), 1, FEE, i, vec![0; 256]);
+    let memo_tx =
+        |i: u64| Transaction::sign(&key(7), &g, address_of(&key(13)), 1, FEE, i, vec![0; 256]);
     let mut oversized = victim.ledger().template(miner);
     oversized.txs = (0..10_200).map(memo_tx).collect();
     oversized.header.tx_root = weft_ledger::block::merkle_root(&oversized.txs);
@@ -231,7 +246,10 @@ async fn bad_data_from_a_peer_is_rejected_not_forwarded_and_penalised() {
     // Nothing bad was stored or forwarded.
     for tx in [&bad_sig, &overspend, &other_genesis] {
         for n in [&victim, &watcher] {
-            assert!(matches!(n.ledger().tx_status(tx.id()).await.unwrap(), TxStatus::Unknown));
+            assert!(matches!(
+                n.ledger().tx_status(tx.id()).await.unwrap(),
+                TxStatus::Unknown
+            ));
         }
     }
     for b in [&bad_pow, &bad_root, &oversized] {
@@ -276,7 +294,14 @@ async fn a_late_joiner_syncs_the_whole_chain() {
     );
     let at = |n: &weft_node::Node| {
         let n = n.ledger().clone();
-        async move { n.block(BlockId::Height(target)).await.unwrap().unwrap().0.hash() }
+        async move {
+            n.block(BlockId::Height(target))
+                .await
+                .unwrap()
+                .unwrap()
+                .0
+                .hash()
+        }
     };
     assert_eq!(at(&a).await, at(&d).await);
     assert!(confirmations(&d, tx.id()).await > 0);
@@ -319,7 +344,12 @@ async fn blocks_slightly_ahead_are_set_aside_far_ahead_rejected() {
     assert_eq!(victim.ledger().tip().height, height + 1);
     let near_id = near_sender.handle().local_peer_id();
     assert_eq!(penalties(&victim, near_id).await.unwrap_or(0), 0);
-    assert!(victim.ledger().block(BlockId::Hash(far.hash())).await.unwrap().is_none());
+    assert!(victim
+        .ledger()
+        .block(BlockId::Hash(far.hash()))
+        .await
+        .unwrap()
+        .is_none());
     for r in [far_sender, near_sender] {
         r.shutdown().await;
     }
@@ -338,22 +368,39 @@ async fn a_mempool_flood_stays_bounded_and_honest_payments_get_in() {
     // Valid signatures, largest memo, nonces far ahead: held as future at best.
     for i in 0..6_000u64 {
         let from = key(1 + (i % 4) as u8);
-        let tx = Transaction::sign(&from, &g, address_of(&key(15)), 1, FEE, 1 + i / 4, vec![7; 256]);
+        let tx = Transaction::sign(
+            &from,
+            &g,
+            address_of(&key(15)),
+            1,
+            FEE,
+            1 + i / 4,
+            vec![7; 256],
+        );
         let _ = flooder.handle().publish(TX_TOPIC, tx.encode()).await;
     }
     let honest_tx = net.pay(8, address_of(&key(16)), 42, 0);
     honest.ledger().submit(honest_tx.clone()).await.unwrap();
     wait_until(Duration::from_secs(30), || async {
-        matches!(victim.ledger().tx_status(honest_tx.id()).await.unwrap(), TxStatus::Pending(_))
-            .then_some(())
+        matches!(
+            victim.ledger().tx_status(honest_tx.id()).await.unwrap(),
+            TxStatus::Pending(_)
+        )
+        .then_some(())
     })
     .await;
     let (count, bytes) = victim.ledger().mempool_size();
     let limits = weft_ledger::mempool::Config::default();
     assert!(count <= limits.max_count && bytes <= limits.max_bytes);
     // Per sender, at most the future limit is held from the flood.
-    assert!(count <= 4 * limits.max_future_per_sender + 1, "{count} pooled");
-    assert!(victim.ledger().throttled() > 0, "the flooding peer was not throttled");
+    assert!(
+        count <= 4 * limits.max_future_per_sender + 1,
+        "{count} pooled"
+    );
+    assert!(
+        victim.ledger().throttled() > 0,
+        "the flooding peer was not throttled"
+    );
     flooder.shutdown().await;
     for n in [victim, honest] {
         n.shutdown().await;

@@ -20,8 +20,8 @@ use std::{
 use bao_tree::{io::outboard::PreOrderOutboard, BaoTree, ChunkNum, ChunkRanges};
 
 use super::{
-    blob_info, db_err, now, tables, verified_bytes, BlobInfo, EntryRecord, Store, StoreError, BLOBS,
-    BLOCK_SIZE, MAX_BLOB_SIZE, RANGES,
+    blob_info, db_err, now, tables, verified_bytes, BlobInfo, EntryRecord, Store, StoreError,
+    BLOBS, BLOCK_SIZE, MAX_BLOB_SIZE, RANGES,
 };
 use crate::{ticket::BlobKind, Hash};
 

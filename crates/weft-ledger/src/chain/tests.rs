@@ -115,7 +115,10 @@ fn most_work_wins_and_reorg_equals_replay() {
     let p = c.process(b1.clone(), t).unwrap();
     assert!(!p.new_tip);
     let b2 = mine_on(&c, b1.hash(), vec![], 8);
-    assert!(!c.process(b2.clone(), t).unwrap().new_tip, "equal work keeps the first");
+    assert!(
+        !c.process(b2.clone(), t).unwrap().new_tip,
+        "equal work keeps the first"
+    );
     let b3 = mine_on(&c, b2.hash(), vec![], 8);
     let p = c.process(b3.clone(), t).unwrap();
     assert!(p.new_tip);
@@ -179,7 +182,10 @@ fn rejects_bad_blocks() {
     let mut bad_root = good.clone();
     bad_root.txs.push(pay(&c, 1, 2, 10, 1));
     let bad_root = resolve(bad_root);
-    assert!(matches!(c.process(bad_root, t), Err(BlockError::BadMerkleRoot)));
+    assert!(matches!(
+        c.process(bad_root, t),
+        Err(BlockError::BadMerkleRoot)
+    ));
 
     let mut bad_sig = good.clone();
     bad_sig.txs[0].signature[3] ^= 1;
@@ -203,11 +209,22 @@ fn rejects_bad_blocks() {
 
     let big_memo: Vec<Transaction> = (0..20_000u64)
         .map(|i| {
-            Transaction::sign(&key(1), &c.genesis_hash().0, address_of(&key(2)), 1, 1, i, vec![0; 256])
+            Transaction::sign(
+                &key(1),
+                &c.genesis_hash().0,
+                address_of(&key(2)),
+                1,
+                1,
+                i,
+                vec![0; 256],
+            )
         })
         .collect();
     let huge = mine_on(&c, g, big_memo, 7);
-    assert!(matches!(c.process(huge, t), Err(BlockError::TooLarge { .. })));
+    assert!(matches!(
+        c.process(huge, t),
+        Err(BlockError::TooLarge { .. })
+    ));
 
     let mut old = good.clone();
     old.header.timestamp = c.genesis().timestamp;
@@ -328,12 +345,15 @@ proptest! {
 
 /// State after the main chain's first `height` blocks.
 fn replay_to(c: &Chain<MemoryStore>, height: u64) -> State {
-    let mut s = State::from_accounts(
-        genesis(1)
-            .alloc
-            .iter()
-            .map(|a| (a.address, Account { balance: a.amount, nonce: 0 })),
-    );
+    let mut s = State::from_accounts(genesis(1).alloc.iter().map(|a| {
+        (
+            a.address,
+            Account {
+                balance: a.amount,
+                nonce: 0,
+            },
+        )
+    }));
     for h in 1..=height {
         let b = c.block(&c.hash_at(h).unwrap()).unwrap().unwrap();
         s.apply(&b, 50).unwrap();

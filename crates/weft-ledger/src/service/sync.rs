@@ -80,7 +80,9 @@ async fn read_frame(s: &mut Stream, max: usize) -> Result<Vec<u8>, SyncError> {
         .map_err(|e| SyncError::Stream(e.to_string()))?;
     let len = u32::from_be_bytes(len) as usize;
     if len > max {
-        return Err(SyncError::Protocol(format!("{len}-byte frame, the limit is {max}")));
+        return Err(SyncError::Protocol(format!(
+            "{len}-byte frame, the limit is {max}"
+        )));
     }
     let mut buf = vec![0u8; len];
     s.read_exact(&mut buf)
@@ -285,7 +287,9 @@ async fn sync_from(ledger: &Ledger, peer: PeerId) -> Result<(), SyncError> {
                 return Err(SyncError::Protocol("expected blocks".into()));
             };
             if blocks.is_empty() {
-                return Err(SyncError::Protocol("had none of the blocks it announced".into()));
+                return Err(SyncError::Protocol(
+                    "had none of the blocks it announced".into(),
+                ));
             }
             let asked: HashSet<BlockHash> = batch.iter().copied().collect();
             for block in blocks {

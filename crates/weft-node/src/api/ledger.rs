@@ -206,7 +206,9 @@ async fn transaction(
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(match status {
-        TxStatus::Pending(tx) => json!({"id": id.to_string(), "status": "pending", "tx": tx_json(&tx)}),
+        TxStatus::Pending(tx) => {
+            json!({"id": id.to_string(), "status": "pending", "tx": tx_json(&tx)})
+        }
         TxStatus::Confirmed {
             tx,
             block,

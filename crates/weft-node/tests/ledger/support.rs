@@ -51,7 +51,7 @@ impl Devnet {
     pub(crate) fn config(&self, dir: &Path, node: &str, mine: bool) -> NodeConfig {
         let mut c = NodeConfig::loopback(dir.join(node), &self.name);
         c.genesis = self.genesis.clone();
-        c.mine = mine.then(|| Mining {
+        c.mine = mine.then_some(Mining {
             miner: Some(Address([0xaa; 32])),
             threads: 1,
         });
@@ -100,7 +100,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "condition not met within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -76,14 +76,18 @@ fn node_args(network: &str, genesis: &str, extra: &[&str]) -> Vec<String> {
 #[test]
 fn a_send_from_the_cli_is_confirmed_on_three_nodes() {
     let tmp = tempfile::tempdir().unwrap();
-    let (da, db, dc) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
+    let (da, db, dc) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("c"),
+    );
     new_wallet(&da);
     let payer = new_wallet(&db);
     let payee = new_wallet(&dc);
     let g = genesis(tmp.path(), &[(&payer, 1_000_000)], "300ms", 50);
     let net = unique_network("pay");
     let a = Daemon::start(&da, &node_args(&net, &g, &["--mine"]));
-    let boot = format!("{}", a.addr("tcp"));
+    let boot = a.addr("tcp");
     let b = Daemon::start(&db, &node_args(&net, &g, &["--bootstrap", &boot]));
     let c = Daemon::start(&dc, &node_args(&net, &g, &["--bootstrap", &boot]));
 
