@@ -760,9 +760,16 @@ impl Fetcher {
                 Some(p) => {
                     let n = attempts.get(&p).copied().unwrap_or(0);
                     if n > 0 {
+                        if Instant::now() >= deadline {
+                            return Err(FetchError::Failed {
+                                hash: dest.hash,
+                                reason: last_error.unwrap_or_else(|| "no provider answered".into()),
+                            });
+                        }
                         // Everyone left was tried: back off before retrying.
+                        let pause = Duration::from_millis((150 * u64::from(n)).min(1_000));
                         tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_millis(150 * u64::from(n))) => {}
+                            _ = tokio::time::sleep(pause) => {}
                             _ = cancel.cancelled() => return Err(FetchError::Cancelled),
                         }
                     }
@@ -791,9 +798,7 @@ impl Fetcher {
             };
             let n = attempts.entry(peer).or_insert(0);
             *n += 1;
-            if *n >= PROVE_ATTEMPTS {
-                gave_up.push(peer);
-            }
+            let tries = *n;
             let attempt = tokio::select! {
                 r = fetch_ranges(&self.net, &self.store, peer, dest, &ranges, received.clone()) => r,
                 _ = cancel.cancelled() => return Err(FetchError::Cancelled),
@@ -812,7 +817,15 @@ impl Fetcher {
                     last_error = Some(format!("{peer} does not have it"));
                 }
                 Err(TransferError::Store(e)) => return Err(e.into()),
-                Err(e) => last_error = Some(format!("{peer}: {e}")),
+                // A busy provider (all upload slots taken by other
+                // downloaders) is retried until the deadline.
+                Err(TransferError::Busy) => last_error = Some(format!("{peer} is busy")),
+                Err(e) => {
+                    last_error = Some(format!("{peer}: {e}"));
+                    if tries >= PROVE_ATTEMPTS {
+                        gave_up.push(peer);
+                    }
+                }
             }
         }
     }

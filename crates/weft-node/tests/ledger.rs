@@ -406,3 +406,41 @@ async fn a_mempool_flood_stays_bounded_and_honest_payments_get_in() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_survives_its_peer_leaving_midway() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::new("leave", 1);
+    let a = net.start(dir.path(), "a", true).await;
+    wait_height(&a, 1_200).await;
+    // B takes a full copy, then A stops mining (restarted without it).
+    let b = net.start(dir.path(), "b", false).await;
+    connect(&b, &a).await;
+    let a_cfg = net.config(dir.path(), "a", false);
+    a.shutdown().await;
+    let a = weft_node::Node::start(a_cfg).await.unwrap();
+    connect(&b, &a).await;
+    let target = a.ledger().tip();
+    wait_until(Duration::from_secs(120), || async {
+        (b.ledger().tip() == target).then_some(())
+    })
+    .await;
+    // D syncs from A, which leaves halfway; D carries on from B.
+    let d = net.start(dir.path(), "d", false).await;
+    connect(&d, &a).await;
+    wait_until(Duration::from_secs(60), || async {
+        (d.ledger().tip().height > 0).then_some(())
+    })
+    .await;
+    a.shutdown().await;
+    let stopped_at = d.ledger().tip().height;
+    connect(&d, &b).await;
+    wait_until(Duration::from_secs(120), || async {
+        (d.ledger().tip() == target).then_some(())
+    })
+    .await;
+    eprintln!("the sync source left at height {stopped_at} of {}", target.height);
+    for n in [b, d] {
+        n.shutdown().await;
+    }
+}

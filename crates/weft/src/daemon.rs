@@ -35,6 +35,7 @@ pub(crate) async fn start(cli: &Cli, data_dir: PathBuf, args: &StartArgs) -> any
     let config = NodeConfig::resolve(data_dir, overrides, file)?;
     let node = Node::start(config).await?;
     print_started(node.info(), cli.json)?;
+    print_ledger(&node, cli.json);
     wait_for_signal().await?;
     eprintln!("shutting down");
     if tokio::time::timeout(SHUTDOWN_DEADLINE, node.shutdown())
@@ -74,6 +75,21 @@ fn print_started(info: &NodeInfo, json: bool) -> anyhow::Result<()> {
     println!("API: {}", info.api_url);
     println!("data dir: {}", info.data_dir.display());
     Ok(())
+}
+
+/// The chain this node runs on (on stderr, so `--json` stays one line).
+fn print_ledger(node: &Node, json: bool) {
+    if json {
+        return;
+    }
+    let l = node.ledger();
+    let tip = l.tip();
+    eprintln!(
+        "ledger: genesis {}, height {}{}",
+        l.genesis_hash(),
+        tip.height,
+        if l.is_mining() { ", mining" } else { "" }
+    );
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
