@@ -5,12 +5,15 @@
 //! [`serve`] until the cancellation token fires. Handlers only reach the
 //! node through its service handles.
 
+mod apps;
 mod auth;
 mod blobs;
 mod error;
 mod gateway;
 mod ledger;
 mod net;
+mod topics;
+mod ui;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
@@ -29,6 +32,8 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     pub blobs: weft_blobs::Blobs,
     pub ledger: weft_ledger::service::Ledger,
+    pub pubsub: weft_apps::PubSub,
+    pub apps: weft_apps::Apps,
     /// The network's name (without the genesis suffix the wire carries).
     pub network: Arc<str>,
 }
@@ -38,6 +43,8 @@ pub fn router(state: ApiState) -> Router {
     let v1 = net::routes()
         .merge(blobs::routes())
         .merge(ledger::routes())
+        .merge(topics::routes())
+        .merge(apps::routes())
         .fallback(|| async { ApiError::not_found("no such API path") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -47,6 +54,8 @@ pub fn router(state: ApiState) -> Router {
         .nest("/v1", v1)
         .route("/metrics", get(metrics))
         .merge(gateway::routes())
+        .merge(apps::app_routes())
+        .merge(ui::routes())
         .fallback(|| async { ApiError::not_found("no such path") })
         .with_state(state)
 }

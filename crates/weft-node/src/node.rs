@@ -130,6 +130,8 @@ impl Node {
         let state = api::ApiState {
             network: Arc::from(config.network.as_str()),
             ledger: ledger.clone(),
+            pubsub: weft_apps::PubSub::new(network.handle().clone()),
+            apps: weft_apps::Apps::default(),
             blobs: blobs.clone(),
             net: network.handle().clone(),
             token: Arc::from(token.as_str()),

@@ -47,6 +47,8 @@ async fn app() -> (Router, weft_net::Network) {
     .await
     .unwrap();
     let state = ApiState {
+        pubsub: weft_apps::PubSub::new(net.handle().clone()),
+        apps: weft_apps::Apps::default(),
         ledger,
         network: Arc::from("api-test"),
         blobs,

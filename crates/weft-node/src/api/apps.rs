@@ -1,0 +1,13 @@
+//! Placeholder: being written.
+
+use axum::Router;
+
+use super::ApiState;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+}
+
+pub(super) fn app_routes() -> Router<ApiState> {
+    Router::new()
+}
