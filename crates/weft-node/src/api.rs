@@ -57,6 +57,10 @@ pub fn router(state: ApiState) -> Router {
         .merge(apps::app_routes())
         .merge(ui::routes())
         .fallback(|| async { ApiError::not_found("no such path") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            apps::app_host,
+        ))
         .with_state(state)
 }
 

@@ -131,7 +131,7 @@ impl Node {
             network: Arc::from(config.network.as_str()),
             ledger: ledger.clone(),
             pubsub: weft_apps::PubSub::new(network.handle().clone()),
-            apps: weft_apps::Apps::default(),
+            apps: weft_apps::Apps::open(&config.data_dir),
             blobs: blobs.clone(),
             net: network.handle().clone(),
             token: Arc::from(token.as_str()),

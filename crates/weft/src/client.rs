@@ -78,6 +78,11 @@ impl Client {
         Ok(Self { http, base, token })
     }
 
+    /// The node's API base URL (`http://127.0.0.1:PORT`).
+    pub(crate) fn base_url(&self) -> &str {
+        &self.base
+    }
+
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.send(self.http.get(self.url(path))).await
     }

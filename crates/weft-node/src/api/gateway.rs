@@ -175,6 +175,20 @@ async fn in_collection(
     handle(&state, &req, &hash, Some(path)).await
 }
 
+/// Serves `path` inside the collection `hash` (an app's file), or the blob
+/// `hash` itself when `path` is `None`, for the app origins.
+pub(super) async fn serve_for_app(
+    state: &ApiState,
+    method: &Method,
+    headers: HeaderMap,
+    uri: &Uri,
+    hash: &str,
+    path: Option<String>,
+) -> Result<Response, ApiError> {
+    let req = Request::new(method, headers, uri)?;
+    handle(state, &req, hash, path).await
+}
+
 /// Serves `hash`, or `path` inside the collection `hash`.
 async fn handle(
     state: &ApiState,

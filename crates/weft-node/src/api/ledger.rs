@@ -51,12 +51,17 @@ fn tx_json(tx: &Transaction) -> Value {
 }
 
 async fn chain(State(state): State<ApiState>) -> Json<Value> {
+    Json(chain_json(&state))
+}
+
+/// The chain's summary, as `GET /v1/chain` and apps see it.
+pub(super) fn chain_json(state: &ApiState) -> Value {
     let l = &state.ledger;
     let tip = l.tip();
     let (count, bytes) = l.mempool_size();
     let sync = l.sync_status();
     let genesis = l.genesis();
-    Json(json!({
+    json!({
         "genesis": l.genesis_hash().to_string(),
         "height": tip.height,
         "tip": tip.hash.to_string(),
@@ -71,7 +76,7 @@ async fn chain(State(state): State<ApiState>) -> Json<Value> {
         "block_interval_ms": genesis.block_interval_ms,
         "reward": genesis.reward,
         "mining": l.is_mining(),
-    }))
+    })
 }
 
 fn block_json(b: &Block, main: bool, tip_height: u64, difficulty: Option<u64>) -> Value {
@@ -117,7 +122,7 @@ async fn block(
     )))
 }
 
-fn parse_address(s: &str) -> Result<Address, ApiError> {
+pub(super) fn parse_address(s: &str) -> Result<Address, ApiError> {
     s.parse()
         .map_err(|e: weft_ledger::AddressError| ApiError::bad_request("bad_address", e.to_string()))
 }
@@ -127,15 +132,20 @@ async fn account(
     Path(address): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let a = parse_address(&address)?;
-    let (acc, pending_out, pending_in, next_nonce) = state.ledger.account(&a);
-    Ok(Json(json!({
+    Ok(Json(account_json(&state, &a)))
+}
+
+/// An account's state, as `GET /v1/accounts/{address}` and apps see it.
+pub(super) fn account_json(state: &ApiState, a: &Address) -> Value {
+    let (acc, pending_out, pending_in, next_nonce) = state.ledger.account(a);
+    json!({
         "address": a.to_string(),
         "balance": acc.balance,
         "nonce": acc.nonce,
         "pending_out": pending_out,
         "pending_in": pending_in,
         "next_nonce": next_nonce,
-    })))
+    })
 }
 
 #[derive(Deserialize)]
@@ -167,7 +177,7 @@ async fn submit(
     }))
 }
 
-fn submit_error(e: SubmitError) -> ApiError {
+pub(super) fn submit_error(e: SubmitError) -> ApiError {
     let message = e.to_string();
     match e {
         SubmitError::Invalid(TxError::BadSignature | TxError::BadKey) => {

@@ -132,3 +132,20 @@ fn other_bad_values() {
     let out = start_with(tmp.path(), &["--no-mdns"]);
     assert_one_line_error(&out, "weft.toml");
 }
+
+#[test]
+fn app_publish_needs_a_folder_with_index_html() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("main.js"), "1").unwrap();
+    let out = weft(&dir, &["app", "publish", app.to_str().unwrap()]);
+    assert_one_line_error(&out, "index.html");
+    let missing = tmp.path().join("nope");
+    let out = weft(&dir, &["app", "publish", missing.to_str().unwrap()]);
+    assert_one_line_error(&out, "does not exist");
+    let file = app.join("main.js");
+    let out = weft(&dir, &["app", "publish", file.to_str().unwrap()]);
+    assert_one_line_error(&out, "not a folder");
+}
