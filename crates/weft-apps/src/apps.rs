@@ -125,6 +125,35 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// The DNS label of an app's origin: its hash in lowercase base32 without
+/// padding (52 characters; a DNS label holds at most 63, so the 64 hex
+/// characters of a hash would not resolve), as IPFS subdomain gateways do.
+pub fn origin_label(hash_hex: &str) -> Option<String> {
+    let bytes = data_encoding::HEXLOWER_PERMISSIVE
+        .decode(hash_hex.as_bytes())
+        .ok()?;
+    (bytes.len() == 32).then(|| data_encoding::BASE32_NOPAD.encode(&bytes).to_ascii_lowercase())
+}
+
+/// The app hash (hex) named by an origin's DNS label: the base32 form of
+/// [`origin_label`], or (for tools that send any Host) the hex form.
+pub fn hash_of_label(label: &str) -> Option<String> {
+    let label = label.to_ascii_lowercase();
+    if check_hash(&label).is_ok() {
+        return Some(label);
+    }
+    let bytes = data_encoding::BASE32_NOPAD
+        .decode(label.to_ascii_uppercase().as_bytes())
+        .ok()?;
+    (bytes.len() == 32).then(|| data_encoding::HEXLOWER.encode(&bytes))
+}
+
+/// The URL of an app on its own origin, on a node whose API listens on `port`.
+pub fn app_url(hash_hex: &str, port: &str) -> String {
+    let label = origin_label(hash_hex).unwrap_or_else(|| hash_hex.to_owned());
+    format!("http://{label}.app.localhost:{port}/")
+}
+
 /// Checks an app hash: 64 lowercase hex characters.
 pub fn check_hash(hash: &str) -> Result<(), AppsError> {
     if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
@@ -428,6 +457,18 @@ mod tests {
             apps.request_payment(APP, to, 1, 1, String::new()).unwrap_err(),
             AppsError::TooManyPending
         );
+    }
+
+    #[test]
+    fn origin_labels_fit_in_dns_and_round_trip() {
+        let label = origin_label(APP).unwrap();
+        assert_eq!(label.len(), 52);
+        assert!(label.len() <= 63);
+        assert_eq!(hash_of_label(&label).as_deref(), Some(APP));
+        assert_eq!(hash_of_label(&label.to_ascii_uppercase()).as_deref(), Some(APP));
+        assert_eq!(hash_of_label(APP).as_deref(), Some(APP));
+        assert_eq!(hash_of_label("nope"), None);
+        assert!(app_url(APP, "4720").starts_with(&format!("http://{label}.app.localhost:4720/")));
     }
 
     #[test]

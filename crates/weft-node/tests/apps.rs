@@ -60,12 +60,19 @@ fn port(node: &Node) -> u16 {
     node.info().api_addr.port()
 }
 
-/// GET `path` with `Host: <hash>.app.localhost:PORT`, as a browser on the
-/// app's origin would.
+/// The app's own host, `<base32 hash>.app.localhost:PORT`, as browsers
+/// reach it (a DNS label holds at most 63 characters).
+fn app_host(node: &Node, hash: &str) -> String {
+    let label = weft_apps::apps::origin_label(hash).unwrap();
+    assert!(label.len() <= 63);
+    format!("{label}.app.localhost:{}", port(node))
+}
+
+/// GET `path` on the app's origin, as a browser would.
 async fn on_app(client: &Client, node: &Node, hash: &str, path: &str) -> reqwest::Response {
     client
         .get(format!("{}{path}", node.info().api_url))
-        .header(header::HOST, format!("{hash}.app.localhost:{}", port(node)))
+        .header(header::HOST, app_host(node, hash))
         .send()
         .await
         .unwrap()
@@ -113,15 +120,15 @@ async fn apps_get_their_own_origin_types_and_csp() {
     assert!(csp.contains("sandbox allow-scripts") && !csp.contains("allow-same-origin"), "{csp}");
 
     // Origins differ: the dashboard's, this app's, another app's.
-    let app_origin = format!("http://{hash}.app.localhost:{}", port(&node));
-    let other = format!("http://{}.app.localhost:{}", "b".repeat(64), port(&node));
+    let app_origin = format!("http://{}", app_host(&node, &hash));
+    let other = format!("http://{}", app_host(&node, &"b".repeat(64)));
     assert_ne!(app_origin, *base);
     assert_ne!(app_origin, other);
 
     // The API is not reachable from an app's origin, even with the token.
     let api_from_app = client
         .get(format!("{base}/v1/node"))
-        .header(header::HOST, format!("{hash}.app.localhost:{}", port(&node)))
+        .header(header::HOST, app_host(&node, &hash))
         .bearer_auth(&node.info().api_token)
         .send()
         .await
@@ -151,8 +158,7 @@ async fn apps_get_their_own_origin_types_and_csp() {
         assert!(status.starts_with('4'), "{path}: {status}");
         assert!(!out.contains("root:"), "{path}");
     }
-    let app_host = format!("{hash}.app.localhost:{}", port(&node));
-    let out = raw_get(&node, &app_host, "/../../etc/passwd").await;
+    let out = raw_get(&node, &app_host(&node, &hash), "/../../etc/passwd").await;
     assert!(out.split_whitespace().nth(1).unwrap_or("").starts_with('4'));
 
     // Bad input: a malformed topic and a huge message get clear errors.
@@ -160,7 +166,7 @@ async fn apps_get_their_own_origin_types_and_csp() {
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     let huge = client
         .post(format!("{base}/.weft/topics/board/messages"))
-        .header(header::HOST, format!("{hash}.app.localhost:{}", port(&node)))
+        .header(header::HOST, app_host(&node, &hash))
         .body(json!({ "message": "x".repeat(200_000) }).to_string())
         .send()
         .await
@@ -176,12 +182,12 @@ async fn an_app_payment_happens_only_after_approval() {
     let client = Client::new();
     let hash = publish_board(&client, &node).await;
     let base = node.info().api_url.clone();
-    let app_origin = format!("http://{hash}.app.localhost:{}", port(&node));
+    let app_origin = format!("http://{}", app_host(&node, &hash));
     let payee = weft_ledger::Address([0x42; 32]).to_string();
     let pay = |origin: &str| {
         client
             .post(format!("{base}/.weft/payments"))
-            .header(header::HOST, format!("{hash}.app.localhost:{}", port(&node)))
+            .header(header::HOST, app_host(&node, &hash))
             .header(header::ORIGIN, origin.to_owned())
             .header(header::CONTENT_TYPE, "text/plain;charset=UTF-8")
             .body(json!({ "to": payee, "amount": 700, "memo": "tip" }).to_string())
@@ -237,7 +243,7 @@ async fn an_app_payment_happens_only_after_approval() {
     let txid = approved["txid"].as_str().expect("txid").to_owned();
     let status: Value = client
         .get(format!("{base}/.weft/payments/{id}"))
-        .header(header::HOST, format!("{hash}.app.localhost:{}", port(&node)))
+        .header(header::HOST, app_host(&node, &hash))
         .send()
         .await
         .unwrap()

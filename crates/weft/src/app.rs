@@ -14,7 +14,7 @@ pub(crate) enum AppCommand {
   weft app publish ./apps/board
   weft app publish ./my-app --json | jq -r .url
 
-The app is served in its own browser origin, http://<hash>.app.localhost:<API port>/,
+The app is served in its own browser origin, http://<hash in base32>.app.localhost:<API port>/,
 by this node and by any node that can fetch it, and at /app/<hash>/ for tools
 that cannot use subdomains.")]
     Publish {
@@ -47,7 +47,7 @@ pub(crate) async fn publish(client: &Client, dir: &Path, json_out: bool) -> anyh
         .rsplit_once(':')
         .map(|(_, p)| p.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| "4720".into());
-    let url = format!("http://{hash}.app.localhost:{port}/");
+    let url = weft_apps::apps::app_url(&hash, &port);
     let path_url = format!("http://127.0.0.1:{port}/app/{hash}/");
     if json_out {
         let out = json!({

@@ -166,8 +166,45 @@ Run it again after an interruption: it resumes and fetches only what is missing.
   weft ticket 5f2b...e1")]
     Ticket { hash: String },
 
+    /// Open the node's web dashboard in a browser, logged in (prints its URL)
+    #[command(after_help = "Examples:
+  weft ui                     print the login URL and open it in the browser
+  weft ui --no-open           only print http://127.0.0.1:4720/#token=...
+  weft --data-dir /tmp/weft-a ui
+The URL carries the API token: anyone who has it can use the node's API.")]
+    Ui(crate::ui::UiArgs),
+
+    /// Publish a message on an app topic (without MESSAGE, reads it from stdin)
+    #[command(after_help = "Examples:
+  weft pub chat.lobby 'hello, world'
+  echo '{\"move\": \"e4\"}' | weft pub chess.game-42     stdin; one trailing newline is dropped
+  weft pub chat.lobby hi --json      {\"id\": ..., \"topic\": ..., \"from\": ..., \"timestamp\": ...}
+Topics are 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-'; messages are at most 64 KiB.
+Prints the message id.")]
+    Pub {
+        /// The topic
+        topic: String,
+        /// The message [default: read from stdin]
+        message: Option<String>,
+    },
+
+    /// Print the messages on an app topic as they arrive, until Ctrl-C
+    #[command(after_help = "Examples:
+  weft sub chat.lobby              one line per message: <time> <author peer id> <message>
+  weft sub chat.lobby --json       one JSON object per line: id, topic, from, timestamp, data
+Only messages published after it starts are shown. Binary messages print as base64:...
+(in JSON as data_base64).")]
+    Sub {
+        /// The topic
+        topic: String,
+    },
+
     #[command(flatten)]
     Ledger(crate::ledger::LedgerCommand),
+
+    /// Web apps: folders of web files shared as content and served in their own origin
+    #[command(subcommand)]
+    App(crate::app::AppCommand),
 
     /// Run several connected nodes in one process, on loopback (for trying weft)
     #[command(after_help = "Examples:

@@ -115,6 +115,9 @@ pub(crate) async fn run(client: &Client, command: &Command, json: bool) -> anyho
         }
         Command::Start(_) | Command::Devnet(_) => unreachable!("handled by the daemon module"),
         Command::Ledger(_) => unreachable!("handled by the ledger module"),
+        Command::Pub { .. } | Command::Sub { .. } => unreachable!("handled by the pubsub module"),
+        Command::Ui(_) => unreachable!("handled by the ui module"),
+        Command::App(_) => unreachable!("handled by the app module"),
     }
     Ok(())
 }

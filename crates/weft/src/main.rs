@@ -6,12 +6,15 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod app;
 mod cli;
 mod client;
 mod commands;
 mod content;
 mod daemon;
 mod ledger;
+mod pubsub;
+mod ui;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -92,6 +95,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Start(args) => daemon::start(&cli, dir, args).await,
         Command::Devnet(args) => daemon::devnet(&cli, args).await,
         Command::Ledger(command) => ledger::run(&cli, &dir, command).await,
+        Command::Pub { topic, message } => {
+            pubsub::publish(&cli, &dir, topic, message.as_deref()).await
+        }
+        Command::Sub { topic } => pubsub::subscribe(&cli, &dir, topic).await,
+        Command::Ui(args) => ui::run(&cli, &dir, args).await,
+        Command::App(command) => app::run(&cli, &dir, command).await,
         other => {
             commands::validate(other)?;
             let client = client::Client::connect(&dir, cli.api.as_deref(), cli.token.as_deref())?;

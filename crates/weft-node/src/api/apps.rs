@@ -1,7 +1,7 @@
 //! Apps: the node's wallet as the dashboard uses it, the registry of apps
 //! with their permissions, and app payment requests (`/v1/wallet*`,
 //! `/v1/apps*`, behind the token), plus the app origins themselves
-//! ([`origin`]: `http://<hash>.app.localhost:PORT/` and `/app/<hash>/`,
+//! ([`origin`]: `http://<base32 hash>.app.localhost:PORT/` and `/app/<hash>/`,
 //! no token).
 //!
 //! An app never holds the token. What it asks the node to pay waits in
@@ -159,7 +159,7 @@ async fn list_apps(State(state): State<ApiState>, headers: HeaderMap) -> Json<Va
             json!({
                 "hash": a.hash,
                 "name": a.name,
-                "url": format!("http://{}.app.localhost:{port}/", a.hash),
+                "url": weft_apps::apps::app_url(&a.hash, &port),
                 "path_url": format!("http://127.0.0.1:{port}/app/{}/", a.hash),
                 "permissions": a.permissions,
                 "last_used": a.last_used,

@@ -7,5 +7,6 @@ mod discovery;
 mod garbage;
 mod ledger;
 mod payments;
+mod pubsub;
 mod sharing;
 mod support;

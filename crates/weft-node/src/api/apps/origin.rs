@@ -1,5 +1,7 @@
 //! App origins. Each app is served in a browser origin of its own,
-//! `http://<hash>.app.localhost:PORT/` (as IPFS subdomain gateways do), so
+//! `http://<label>.app.localhost:PORT/`, where the label is the app's hash in
+//! base32 (as IPFS subdomain gateways do; 64 hex characters would not fit
+//! in a DNS label), so
 //! one app cannot read another's storage, the dashboard's, or call the API
 //! as the user. The path form `/app/<hash>/` is for tools that cannot use
 //! subdomains; its pages are sandboxed by CSP into an opaque origin, so
@@ -54,7 +56,7 @@ const APP_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' '
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form {
-    /// `http://<hash>.app.localhost:PORT/`.
+    /// `http://<label>.app.localhost:PORT/`.
     Subdomain,
     /// `/app/<hash>/` on the node's own origin.
     Path,
@@ -107,12 +109,15 @@ async fn path_file(
     serve(state, Form::Path, hash, path, req).await
 }
 
-/// The app hash of a `Host: <hash>.app.localhost[:port]` header.
+/// The app named by a `Host: <label>.app.localhost[:port]` header: the
+/// label is the hash in base32 ([`weft_apps::apps::origin_label`]). A host
+/// under `.app.localhost` that names no app still counts as an app origin
+/// (it gets an error, never the node's own routes).
 fn app_of_host(headers: &HeaderMap) -> Option<String> {
     let host = headers.get(header::HOST)?.to_str().ok()?;
     let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    let hash = name.to_ascii_lowercase().strip_suffix(".app.localhost")?.to_owned();
-    Some(hash)
+    let label = name.to_ascii_lowercase().strip_suffix(".app.localhost")?.to_owned();
+    Some(weft_apps::apps::hash_of_label(&label).unwrap_or(label))
 }
 
 /// Middleware: requests for an app's origin go to the app, whatever their
@@ -191,7 +196,9 @@ fn from_app(headers: &HeaderMap, form: Form, hash: &str) -> bool {
         Form::Subdomain => origin
             .strip_prefix("http://")
             .and_then(|rest| rest.split(':').next())
-            .is_some_and(|host| host.eq_ignore_ascii_case(&format!("{hash}.app.localhost"))),
+            .and_then(|host| host.to_ascii_lowercase().strip_suffix(".app.localhost").map(str::to_owned))
+            .and_then(|label| weft_apps::apps::hash_of_label(&label))
+            .is_some_and(|h| h == hash),
         // The sandboxed path form sends `Origin: null`.
         Form::Path => origin == "null",
     }
@@ -286,7 +293,10 @@ async fn app_api(
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "wrong_origin",
-                    format!("payments need the app's own origin: open http://{app}.app.localhost/"),
+                    format!(
+                        "payments need the app's own origin: open {}",
+                        weft_apps::apps::app_url(app, "PORT")
+                    ),
                 ));
             }
             let b: PaymentBody = json_body(req).await?;
