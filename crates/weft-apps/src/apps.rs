@@ -266,7 +266,7 @@ impl Apps {
 
     pub fn list(&self) -> Vec<AppInfo> {
         let mut v: Vec<AppInfo> = self.lock().apps.values().cloned().collect();
-        v.sort_by(|a, b| b.last_used.cmp(&a.last_used));
+        v.sort_by_key(|a| std::cmp::Reverse(a.last_used));
         v
     }
 

@@ -59,7 +59,8 @@ export async function refreshRequests() {
     }
   }
   if (!Array.isArray(list)) list = [];
-  const key = JSON.stringify([list, [...busy]]);
+  // App names arrive separately: redraw when they change too.
+  const key = JSON.stringify([list, [...busy], apps.map((a) => [a.hash, a.name])]);
   if (key === requestsKey) return;
   requestsKey = key;
   renderRequests(list);

@@ -212,7 +212,7 @@ pub(super) async fn send_approved(
     let result = pay(state, req.to, req.amount, req.fee, req.memo.clone().into_bytes()).await;
     let recorded = state.apps.sent(
         req.id,
-        result.as_ref().map(Clone::clone).map_err(|e| e.message.clone()),
+        result.clone().map_err(|e| e.message),
     );
     let txid = result?;
     Ok(json!({ "id": req.id, "txid": txid, "request": recorded }))
