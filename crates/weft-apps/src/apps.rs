@@ -132,7 +132,11 @@ pub fn origin_label(hash_hex: &str) -> Option<String> {
     let bytes = data_encoding::HEXLOWER_PERMISSIVE
         .decode(hash_hex.as_bytes())
         .ok()?;
-    (bytes.len() == 32).then(|| data_encoding::BASE32_NOPAD.encode(&bytes).to_ascii_lowercase())
+    (bytes.len() == 32).then(|| {
+        data_encoding::BASE32_NOPAD
+            .encode(&bytes)
+            .to_ascii_lowercase()
+    })
 }
 
 /// The app hash (hex) named by an origin's DNS label: the base32 form of
@@ -156,7 +160,11 @@ pub fn app_url(hash_hex: &str, port: &str) -> String {
 
 /// Checks an app hash: 64 lowercase hex characters.
 pub fn check_hash(hash: &str) -> Result<(), AppsError> {
-    if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if hash.len() == 64
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         Ok(())
     } else {
         Err(AppsError::BadHash(hash.chars().take(80).collect()))
@@ -209,7 +217,8 @@ impl Apps {
         let saved = Saved {
             apps: state.apps.clone(),
         };
-        let bytes = serde_json::to_vec_pretty(&saved).map_err(|e| AppsError::Save(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec_pretty(&saved).map_err(|e| AppsError::Save(e.to_string()))?;
         let tmp = file.with_extension("json.tmp");
         let write = || -> std::io::Result<()> {
             use std::io::Write;
@@ -278,7 +287,11 @@ impl Apps {
             .unwrap_or_default()
     }
 
-    pub fn set_permissions(&self, hash: &str, permissions: Permissions) -> Result<AppInfo, AppsError> {
+    pub fn set_permissions(
+        &self,
+        hash: &str,
+        permissions: Permissions,
+    ) -> Result<AppInfo, AppsError> {
         check_hash(hash)?;
         let mut s = self.lock();
         let app = s.apps.entry(hash.to_owned()).or_insert_with(|| AppInfo {
@@ -416,7 +429,10 @@ mod tests {
         assert!(!r.auto);
         let d = apps.decide(r.id, true).unwrap();
         assert_eq!(d.status, RequestStatus::Approved);
-        assert_eq!(apps.decide(r.id, false).unwrap_err(), AppsError::AlreadyDecided(r.id));
+        assert_eq!(
+            apps.decide(r.id, false).unwrap_err(),
+            AppsError::AlreadyDecided(r.id)
+        );
         apps.sent(r.id, Ok("ab".into()));
         assert_eq!(apps.request(r.id).unwrap().status, RequestStatus::Sent);
 
@@ -447,14 +463,16 @@ mod tests {
             Err(AppsError::BadHash(_))
         ));
         assert_eq!(
-            apps.request_payment(APP, to, 0, 1, String::new()).unwrap_err(),
+            apps.request_payment(APP, to, 0, 1, String::new())
+                .unwrap_err(),
             AppsError::ZeroAmount
         );
         for _ in 0..MAX_PENDING_PER_APP {
             apps.request_payment(APP, to, 1, 1, String::new()).unwrap();
         }
         assert_eq!(
-            apps.request_payment(APP, to, 1, 1, String::new()).unwrap_err(),
+            apps.request_payment(APP, to, 1, 1, String::new())
+                .unwrap_err(),
             AppsError::TooManyPending
         );
     }
@@ -465,7 +483,10 @@ mod tests {
         assert_eq!(label.len(), 52);
         assert!(label.len() <= 63);
         assert_eq!(hash_of_label(&label).as_deref(), Some(APP));
-        assert_eq!(hash_of_label(&label.to_ascii_uppercase()).as_deref(), Some(APP));
+        assert_eq!(
+            hash_of_label(&label.to_ascii_uppercase()).as_deref(),
+            Some(APP)
+        );
         assert_eq!(hash_of_label(APP).as_deref(), Some(APP));
         assert_eq!(hash_of_label("nope"), None);
         assert!(app_url(APP, "4720").starts_with(&format!("http://{label}.app.localhost:4720/")));

@@ -31,9 +31,8 @@ async fn ttfb(node: &Node, hash: &str) -> (Duration, Duration, String) {
         .await
         .expect("connect to the gateway");
     let port = node.info().api_addr.port();
-    let req = format!(
-        "GET / HTTP/1.1\r\nHost: {hash}.app.localhost:{port}\r\nConnection: close\r\n\r\n"
-    );
+    let req =
+        format!("GET / HTTP/1.1\r\nHost: {hash}.app.localhost:{port}\r\nConnection: close\r\n\r\n");
     let t = Instant::now();
     s.write_all(req.as_bytes()).await.expect("write");
     let mut first = [0u8; 1];
@@ -54,7 +53,9 @@ async fn ttfb(node: &Node, hash: &str) -> (Duration, Duration, String) {
 }
 
 async fn raw_rtt() -> Duration {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         if let Ok((mut s, _)) = listener.accept().await {
@@ -104,9 +105,12 @@ async fn main() {
     let mut cold_all = Vec::new();
     let mut warm = Vec::new();
     for i in 0..runs() {
-        let b = Node::start(NodeConfig::loopback(tmp.path().join(format!("b{i}")), "bench-gw"))
-            .await
-            .expect("start B");
+        let b = Node::start(NodeConfig::loopback(
+            tmp.path().join(format!("b{i}")),
+            "bench-gw",
+        ))
+        .await
+        .expect("start B");
         b.net()
             .dial(a.info().listen_addrs[0].clone())
             .await
@@ -132,9 +136,18 @@ async fn main() {
         ms(median(cold_all)),
         ms(*cold.iter().max().unwrap_or(&Duration::ZERO))
     );
-    println!("  same node again (now local):            TTFB {:8.2} ms", ms(median(warm)));
-    println!("  baseline: the node that has it:         TTFB {:8.2} ms", ms(local_m));
-    println!("  baseline: raw TCP round trip:                {:8.3} ms", ms(rtt));
+    println!(
+        "  same node again (now local):            TTFB {:8.2} ms",
+        ms(median(warm))
+    );
+    println!(
+        "  baseline: the node that has it:         TTFB {:8.2} ms",
+        ms(local_m)
+    );
+    println!(
+        "  baseline: raw TCP round trip:                {:8.3} ms",
+        ms(rtt)
+    );
     println!(
         "  ratio: not local / local = {:.1}x, not local / raw TCP RTT = {:.0}x",
         cold_m.as_secs_f64() / local_m.as_secs_f64(),

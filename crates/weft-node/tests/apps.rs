@@ -80,7 +80,9 @@ async fn on_app(client: &Client, node: &Node, hash: &str, path: &str) -> reqwest
 
 /// A raw HTTP GET (reqwest would normalise `..` away).
 async fn raw_get(node: &Node, host: &str, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(node.info().api_addr).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(node.info().api_addr)
+        .await
+        .unwrap();
     let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     let mut out = String::new();
@@ -99,25 +101,50 @@ async fn apps_get_their_own_origin_types_and_csp() {
 
     let page = on_app(&client, &node, &hash, "/").await;
     assert_eq!(page.status(), StatusCode::OK);
-    let ct = page.headers()[header::CONTENT_TYPE].to_str().unwrap().to_owned();
+    let ct = page.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(ct.starts_with("text/html"), "{ct}");
-    let csp = page.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
-    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     assert!(page.text().await.unwrap().contains("weft board"));
     let css = on_app(&client, &node, &hash, "/style.css").await;
-    assert!(css.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/css"));
+    assert!(css.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
     let js = on_app(&client, &node, &hash, "/app.js").await;
-    assert!(js.headers()[header::CONTENT_TYPE].to_str().unwrap().contains("javascript"));
+    assert!(js.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .contains("javascript"));
     let sdk = on_app(&client, &node, &hash, "/sdk/weft.js").await;
     assert_eq!(sdk.status(), StatusCode::OK);
     assert!(sdk.text().await.unwrap().contains("window.weft"));
 
     // The path form: sandboxed into an opaque origin.
     let base = &node.info().api_url;
-    let page = client.get(format!("{base}/app/{hash}/")).send().await.unwrap();
+    let page = client
+        .get(format!("{base}/app/{hash}/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
-    let csp = page.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
-    assert!(csp.contains("sandbox allow-scripts") && !csp.contains("allow-same-origin"), "{csp}");
+    let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("sandbox allow-scripts") && !csp.contains("allow-same-origin"),
+        "{csp}"
+    );
 
     // Origins differ: the dashboard's, this app's, another app's.
     let app_origin = format!("http://{}", app_host(&node, &hash));
@@ -254,7 +281,10 @@ async fn an_app_payment_happens_only_after_approval() {
     assert_eq!(status["txid"], txid.as_str());
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while account(payee.clone()).await["balance"] != 700 {
-        assert!(std::time::Instant::now() < deadline, "the tip was never confirmed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tip was never confirmed"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(account(me.clone()).await["balance"], 1_000_000 - 700 - 100);

@@ -439,7 +439,10 @@ async fn sync_survives_its_peer_leaving_midway() {
         (d.ledger().tip() == target).then_some(())
     })
     .await;
-    eprintln!("the sync source left at height {stopped_at} of {}", target.height);
+    eprintln!(
+        "the sync source left at height {stopped_at} of {}",
+        target.height
+    );
     for n in [b, d] {
         n.shutdown().await;
     }

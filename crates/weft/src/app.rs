@@ -61,7 +61,11 @@ pub(crate) async fn publish(client: &Client, dir: &Path, json_out: bool) -> anyh
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("published app {} ({} files)", dir.display(), reply["files"].as_u64().unwrap_or(0));
+    println!(
+        "published app {} ({} files)",
+        dir.display(),
+        reply["files"].as_u64().unwrap_or(0)
+    );
     println!("hash:   {hash}");
     println!("open:   {url}");
     println!("or:     {path_url}");
@@ -74,10 +78,16 @@ fn check_dir(dir: &Path) -> anyhow::Result<()> {
         bail!("{} does not exist", dir.display());
     }
     if !dir.is_dir() {
-        bail!("{} is not a folder: an app is a folder with an index.html", dir.display());
+        bail!(
+            "{} is not a folder: an app is a folder with an index.html",
+            dir.display()
+        );
     }
     if !dir.join("index.html").is_file() {
-        bail!("{} has no index.html: an app is a folder with an index.html", dir.display());
+        bail!(
+            "{} has no index.html: an app is a folder with an index.html",
+            dir.display()
+        );
     }
     Ok(())
 }

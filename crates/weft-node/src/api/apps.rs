@@ -199,7 +199,10 @@ async fn list_requests(State(state): State<ApiState>) -> Json<Value> {
     Json(json!(state.apps.requests()))
 }
 
-async fn approve(State(state): State<ApiState>, Path(id): Path<u64>) -> Result<Json<Value>, ApiError> {
+async fn approve(
+    State(state): State<ApiState>,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
     let req = state.apps.decide(id, true).map_err(apps_error)?;
     send_approved(&state, &req).await.map(Json)
 }
@@ -209,11 +212,17 @@ pub(super) async fn send_approved(
     state: &ApiState,
     req: &weft_apps::apps::PaymentRequest,
 ) -> Result<Value, ApiError> {
-    let result = pay(state, req.to, req.amount, req.fee, req.memo.clone().into_bytes()).await;
-    let recorded = state.apps.sent(
-        req.id,
-        result.clone().map_err(|e| e.message),
-    );
+    let result = pay(
+        state,
+        req.to,
+        req.amount,
+        req.fee,
+        req.memo.clone().into_bytes(),
+    )
+    .await;
+    let recorded = state
+        .apps
+        .sent(req.id, result.clone().map_err(|e| e.message));
     let txid = result?;
     Ok(json!({ "id": req.id, "txid": txid, "request": recorded }))
 }

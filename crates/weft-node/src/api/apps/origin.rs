@@ -71,7 +71,11 @@ pub(in crate::api) fn app_routes() -> Router<ApiState> {
 }
 
 async fn not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "use GET",
+    )
 }
 
 async fn sdk() -> Response {
@@ -116,7 +120,10 @@ async fn path_file(
 fn app_of_host(headers: &HeaderMap) -> Option<String> {
     let host = headers.get(header::HOST)?.to_str().ok()?;
     let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    let label = name.to_ascii_lowercase().strip_suffix(".app.localhost")?.to_owned();
+    let label = name
+        .to_ascii_lowercase()
+        .strip_suffix(".app.localhost")?
+        .to_owned();
     Some(weft_apps::apps::hash_of_label(&label).unwrap_or(label))
 }
 
@@ -159,29 +166,46 @@ async fn serve(state: ApiState, form: Form, hash: String, path: String, req: Req
         return not_allowed().await.into_response();
     }
     let (parts, _) = req.into_parts();
-    let result =
-        gateway::serve_for_app(&state, &parts.method, parts.headers, &parts.uri, &hash, Some(path))
-            .await;
+    let result = gateway::serve_for_app(
+        &state,
+        &parts.method,
+        parts.headers,
+        &parts.uri,
+        &hash,
+        Some(path),
+    )
+    .await;
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
     if resp.status().is_success() {
         let name = match hash.parse::<weft_blobs::Hash>() {
-            Ok(h) => state.blobs.info(h).await.ok().flatten().and_then(|i| i.name),
+            Ok(h) => state
+                .blobs
+                .info(h)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|i| i.name),
             Err(_) => None,
         };
         state.apps.visit(&hash, name);
     }
     let csp = match form {
         Form::Subdomain => APP_CSP.to_owned(),
-        Form::Path => format!("{APP_CSP}; sandbox allow-scripts allow-forms allow-popups allow-modals"),
+        Form::Path => {
+            format!("{APP_CSP}; sandbox allow-scripts allow-forms allow-popups allow-modals")
+        }
     };
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     resp
 }
@@ -196,7 +220,11 @@ fn from_app(headers: &HeaderMap, form: Form, hash: &str) -> bool {
         Form::Subdomain => origin
             .strip_prefix("http://")
             .and_then(|rest| rest.split(':').next())
-            .and_then(|host| host.to_ascii_lowercase().strip_suffix(".app.localhost").map(str::to_owned))
+            .and_then(|host| {
+                host.to_ascii_lowercase()
+                    .strip_suffix(".app.localhost")
+                    .map(str::to_owned)
+            })
             .and_then(|label| weft_apps::apps::hash_of_label(&label))
             .is_some_and(|h| h == hash),
         // The sandboxed path form sends `Origin: null`.
@@ -276,7 +304,9 @@ async fn app_api(
                 .subscribe(topic)
                 .await
                 .map_err(|e| ApiError::bad_request("bad_topic", e.to_string()))?;
-            Ok(Sse::new(events(rx)).keep_alive(KeepAlive::default()).into_response())
+            Ok(Sse::new(events(rx))
+                .keep_alive(KeepAlive::default())
+                .into_response())
         }
         (Method::POST, ["topics", topic, "messages"]) => {
             let topic = topic.to_string();
@@ -352,4 +382,3 @@ fn events(
         }
     })
 }
-
