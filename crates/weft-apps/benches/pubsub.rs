@@ -94,6 +94,9 @@ fn counters(registry: &Registry) -> (u64, u64) {
     if prometheus_client::encoding::text::encode(&mut text, registry).is_err() {
         return (0, 0);
     }
+    if std::env::var_os("WEFT_BENCH_DUMP_METRICS").is_some() {
+        eprintln!("{text}");
+    }
     let (mut bytes, mut messages) = (0, 0);
     for line in text.lines() {
         let value = || {
@@ -102,7 +105,9 @@ fn counters(registry: &Registry) -> (u64, u64) {
                 .and_then(|v| v.parse::<f64>().ok())
                 .map_or(0, |v| v as u64)
         };
-        if line.starts_with("libp2p_bandwidth_bytes_total{") && line.contains("inbound") {
+        if line.starts_with("libp2p_bandwidth_bytes_total{")
+            && line.contains("direction=\"Inbound\"")
+        {
             bytes += value();
         } else if line.starts_with("libp2p_gossipsub_messages_total ") {
             messages += value();
@@ -316,7 +321,6 @@ struct Round {
     copy: usize,
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn round(
     nodes: &[Node],
     arrivals: &Arrivals,

@@ -11,7 +11,7 @@
 //! topics, each with a `broadcast` channel that its local subscribers (SSE
 //! clients, the CLI) read, and a bounded set of recently delivered message
 //! ids. The first local subscriber subscribes on the network and spawns the
-//! topic's task; the task owns the network receiver and a [`Validator`]
+//! topic's task; the task owns the network receiver and a `Validator`
 //! (sans-IO: decoding, size, signature presence, a token bucket per author),
 //! reports a verdict for every message (nothing is forwarded before it) and
 //! broadcasts the accepted ones. Messages this node publishes are delivered
@@ -31,9 +31,12 @@
 //!
 //! **Rates.** Each author may send [`RATE`] messages per second per topic
 //! (burst [`BURST`]); the surplus is ignored (not delivered, not forwarded)
-//! and every [`PENALTY_EVERY`]th surplus message counts as one offence, so
-//! a persistent flooder is eventually disconnected and banned. Our own
-//! publishing is paced below that limit so that peers never throttle us.
+//! and every [`PENALTY_EVERY`]th surplus message the author sent us itself
+//! counts as one offence against it, so a persistent flooder is eventually
+//! disconnected and banned by its neighbours. (Surplus relayed by others
+//! is only ignored: a relay could be replaying an innocent author's old
+//! messages.) Our own publishing is paced below that limit (waiting for
+//! its turn), so that peers never throttle us.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -45,7 +48,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use weft_net::{GossipMessage, MessageId, NetworkHandle, PeerId, Verdict};
+use weft_net::{GossipMessage, NetworkHandle, PeerId, Verdict};
 
 /// Largest message data, in bytes.
 pub const MAX_MESSAGE: usize = 64 * 1024;
@@ -226,7 +229,8 @@ pub(crate) struct Limiter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Allowance {
     Allowed,
-    /// Over the rate; `excess` counts the author's surplus messages so far.
+    /// Over the rate; `excess` counts the author's surplus messages so far
+    /// that were counted (see [`Limiter::check`]).
     Excess {
         excess: u64,
     },
@@ -242,7 +246,9 @@ impl Limiter {
         }
     }
 
-    pub(crate) fn check(&mut self, author: PeerId, now: Instant) -> Allowance {
+    /// Takes a token from `author`'s bucket. A message over the rate adds
+    /// to the author's count of surplus messages only when `count`.
+    pub(crate) fn check(&mut self, author: PeerId, now: Instant, count: bool) -> Allowance {
         if !self.authors.contains_key(&author) && self.authors.len() >= self.max_authors {
             // Forget authors whose bucket has refilled: they are as new.
             let (rate, burst) = (self.rate, self.burst);
@@ -264,7 +270,7 @@ impl Limiter {
             bucket.tokens -= 1.0;
             Allowance::Allowed
         } else {
-            *excess += 1;
+            *excess += u64::from(count);
             Allowance::Excess { excess: *excess }
         }
     }
@@ -290,6 +296,11 @@ impl RecentIds {
             order: VecDeque::new(),
             set: HashSet::new(),
         }
+    }
+
+    /// Whether `id` is there.
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.set.contains(id)
     }
 
     /// Records `id`; false if it was already there.
@@ -373,14 +384,12 @@ impl Validator {
         }
     }
 
-    pub(crate) fn check(
-        &mut self,
-        id: &MessageId,
-        data: &[u8],
-        source: Option<PeerId>,
-        now: Instant,
-    ) -> Check {
-        let Some(author) = source else {
+    /// Surplus messages count towards a penalty only when the author sent
+    /// them to us itself: anyone can relay an author's old signed messages
+    /// once gossipsub has forgotten them, and must not get it banned.
+    pub(crate) fn check(&mut self, m: &GossipMessage, now: Instant) -> Check {
+        let (id, data) = (&m.id, &m.data);
+        let Some(author) = m.source else {
             return Check::Reject("unsigned message".into());
         };
         if data.len() > MAX_MESSAGE + ENVELOPE_OVERHEAD {
@@ -392,7 +401,8 @@ impl Validator {
         if envelope.data.len() > MAX_MESSAGE {
             return Check::Reject(format!("{} bytes of data", envelope.data.len()));
         }
-        match self.limiter.check(author, now) {
+        let direct = m.propagation_source == author;
+        match self.limiter.check(author, now, direct) {
             Allowance::Allowed => Check::Deliver(Message {
                 id: hex(&id.0),
                 topic: self.topic.clone(),
@@ -644,10 +654,15 @@ impl TopicTask {
 
     async fn handle(&mut self, message: GossipMessage) {
         let net = &self.inner.net;
-        let check =
-            self.validator
-                .check(&message.id, &message.data, message.source, Instant::now());
-        let verdict = match check {
+        // Delivered already (a replay once gossipsub forgot it): no need to
+        // look further, and it must not use up its author's rate.
+        if lock(&self.recent).contains(&hex(&message.id.0)) {
+            let _ = net
+                .report_message(message.id, message.propagation_source, Verdict::Ignore)
+                .await;
+            return;
+        }
+        let verdict = match self.validator.check(&message, Instant::now()) {
             Check::Deliver(m) => {
                 if lock(&self.recent).insert(&m.id) {
                     // No receivers is fine: the next check leaves the topic.
@@ -664,6 +679,8 @@ impl TopicTask {
             } => {
                 if excess == 1 || penalise {
                     tracing::info!(topic = %self.topic, %author, excess, "throttling an author who floods the topic");
+                } else {
+                    tracing::trace!(topic = %self.topic, %author, "over the author's rate");
                 }
                 if penalise {
                     let reason = format!(
@@ -732,10 +749,23 @@ impl TopicTask {
 
 #[cfg(test)]
 mod tests {
+    use weft_net::MessageId;
+
     use super::*;
 
     fn id(n: u8) -> MessageId {
         MessageId::new(&[n; 32])
+    }
+
+    /// A received message: `data` by `source`, forwarded by `via`.
+    fn gossip(n: u8, data: &[u8], source: Option<PeerId>, via: PeerId) -> GossipMessage {
+        GossipMessage {
+            id: id(n),
+            topic: wire_topic("chat"),
+            data: data.to_vec(),
+            source,
+            propagation_source: via,
+        }
     }
 
     fn envelope(data: &[u8]) -> Vec<u8> {
@@ -825,24 +855,24 @@ mod tests {
         let (a, b) = (PeerId::random(), PeerId::random());
         let t0 = Instant::now();
         for i in 0..100 {
-            assert_eq!(l.check(a, t0), Allowance::Allowed, "message {i}");
+            assert_eq!(l.check(a, t0, true), Allowance::Allowed, "message {i}");
         }
-        assert_eq!(l.check(a, t0), Allowance::Excess { excess: 1 });
-        assert_eq!(l.check(a, t0), Allowance::Excess { excess: 2 });
+        assert_eq!(l.check(a, t0, true), Allowance::Excess { excess: 1 });
+        assert_eq!(l.check(a, t0, true), Allowance::Excess { excess: 2 });
         // Another author has its own bucket.
-        assert_eq!(l.check(b, t0), Allowance::Allowed);
+        assert_eq!(l.check(b, t0, true), Allowance::Allowed);
         // A second refills 20 tokens.
         let t1 = t0 + Duration::from_secs(1);
         for i in 0..20 {
-            assert_eq!(l.check(a, t1), Allowance::Allowed, "refilled {i}");
+            assert_eq!(l.check(a, t1, true), Allowance::Allowed, "refilled {i}");
         }
-        assert_eq!(l.check(a, t1), Allowance::Excess { excess: 3 });
+        assert_eq!(l.check(a, t1, true), Allowance::Excess { excess: 3 });
         // The bucket never holds more than the burst.
         let later = t1 + Duration::from_secs(3600);
         for _ in 0..100 {
-            assert_eq!(l.check(a, later), Allowance::Allowed);
+            assert_eq!(l.check(a, later, true), Allowance::Allowed);
         }
-        assert!(matches!(l.check(a, later), Allowance::Excess { .. }));
+        assert!(matches!(l.check(a, later, true), Allowance::Excess { .. }));
     }
 
     #[test]
@@ -851,15 +881,15 @@ mod tests {
         let t0 = Instant::now();
         let busy: Vec<PeerId> = (0..4).map(|_| PeerId::random()).collect();
         for p in &busy {
-            assert_eq!(l.check(*p, t0), Allowance::Allowed);
+            assert_eq!(l.check(*p, t0, true), Allowance::Allowed);
         }
         // Full of active authors: a newcomer is not tracked.
         let newcomer = PeerId::random();
-        assert_eq!(l.check(newcomer, t0), Allowance::Excess { excess: 0 });
+        assert_eq!(l.check(newcomer, t0, true), Allowance::Excess { excess: 0 });
         assert_eq!(l.tracked(), 4);
         // Once the others' buckets have refilled, they are forgotten.
         let later = t0 + Duration::from_secs(10);
-        assert_eq!(l.check(newcomer, later), Allowance::Allowed);
+        assert_eq!(l.check(newcomer, later, true), Allowance::Allowed);
         assert_eq!(l.tracked(), 1);
     }
 
@@ -872,7 +902,7 @@ mod tests {
         let mut delivered = 0;
         let mut penalties = 0;
         for _ in 0..1000 {
-            match v.check(&id(1), &data, Some(author), t0) {
+            match v.check(&gossip(1, &data, Some(author), author), t0) {
                 Check::Deliver(_) => delivered += 1,
                 Check::Throttle { penalise, .. } => penalties += usize::from(penalise),
                 Check::Reject(r) => panic!("rejected: {r}"),
@@ -883,26 +913,45 @@ mod tests {
     }
 
     #[test]
+    fn surplus_relayed_by_others_is_dropped_but_not_held_against_the_author() {
+        let mut v = Validator::new("chat");
+        let (author, relay) = (PeerId::random(), PeerId::random());
+        let t0 = Instant::now();
+        let data = envelope(b"old news");
+        let mut delivered = 0;
+        for _ in 0..1000 {
+            match v.check(&gossip(1, &data, Some(author), relay), t0) {
+                Check::Deliver(_) => delivered += 1,
+                Check::Throttle {
+                    penalise, excess, ..
+                } => assert!(!penalise && excess == 0),
+                Check::Reject(r) => panic!("rejected: {r}"),
+            }
+        }
+        assert_eq!(delivered, 100, "the author's rate applies whoever relays");
+    }
+
+    #[test]
     fn invalid_messages_are_rejected() {
         let mut v = Validator::new("chat");
         let now = Instant::now();
         let peer = PeerId::random();
         let author = Some(peer);
         assert!(matches!(
-            v.check(&id(1), &envelope(b"x"), None, now),
+            v.check(&gossip(1, &envelope(b"x"), None, peer), now),
             Check::Reject(_)
         ));
         assert!(matches!(
-            v.check(&id(1), b"garbage", author, now),
+            v.check(&gossip(1, b"garbage", author, peer), now),
             Check::Reject(_)
         ));
         let big = envelope(&vec![0; MAX_MESSAGE + 1]);
         assert!(matches!(
-            v.check(&id(1), &big, author, now),
+            v.check(&gossip(1, &big, author, peer), now),
             Check::Reject(_)
         ));
         let max = envelope(&vec![7; MAX_MESSAGE]);
-        match v.check(&id(2), &max, author, now) {
+        match v.check(&gossip(2, &max, author, peer), now) {
             Check::Deliver(m) => {
                 assert_eq!(m.data.len(), MAX_MESSAGE);
                 assert_eq!(m.id, hex(&[2; 32]));
@@ -946,7 +995,7 @@ mod tests {
         let mut t = t0;
         for _ in 0..2000 {
             match p.reserve("chat", t) {
-                Ok(w) => assert_eq!(peer.check(me, t + w), Allowance::Allowed),
+                Ok(w) => assert_eq!(peer.check(me, t + w, true), Allowance::Allowed),
                 Err(_) => t += Duration::from_millis(500),
             }
         }

@@ -54,6 +54,7 @@ pub struct Node {
     data_dir: DataDir,
     blobs: weft_blobs::Blobs,
     ledger: weft_ledger::service::Ledger,
+    pubsub: weft_apps::PubSub,
     network: weft_net::Network,
     api_task: JoinHandle<()>,
     cancel: CancellationToken,
@@ -127,10 +128,11 @@ impl Node {
         };
 
         let cancel = CancellationToken::new();
+        let pubsub = weft_apps::PubSub::new(network.handle().clone());
         let state = api::ApiState {
             network: Arc::from(config.network.as_str()),
             ledger: ledger.clone(),
-            pubsub: weft_apps::PubSub::new(network.handle().clone()),
+            pubsub: pubsub.clone(),
             apps: weft_apps::Apps::open(&config.data_dir),
             blobs: blobs.clone(),
             net: network.handle().clone(),
@@ -167,6 +169,7 @@ impl Node {
             data_dir,
             blobs,
             ledger,
+            pubsub,
             network,
             api_task,
             cancel,
@@ -192,6 +195,9 @@ impl Node {
     /// Stops the API, then the services, then the network; removes the API address file so
     /// clients do not try a stopped node.
     pub async fn shutdown(self) {
+        // Ends open event streams first: the API's graceful shutdown waits
+        // for every connection to finish.
+        self.pubsub.close().await;
         self.cancel.cancel();
         let _ = self.api_task.await;
         self.ledger.shutdown().await;

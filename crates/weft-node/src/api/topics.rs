@@ -21,7 +21,7 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -32,6 +32,9 @@ use super::{ApiError, ApiState};
 /// Largest request body: a message of [`MAX_MESSAGE`] bytes as a JSON
 /// string, every byte escaped (`\u00XX`), with room for the braces.
 const MAX_BODY: usize = 6 * MAX_MESSAGE + 1024;
+/// A larger body is still read (and dropped) up to this size, so that a
+/// client that is still sending gets the 413 rather than a broken pipe.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 /// Interval of the keep-alive comments on an event stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -68,16 +71,7 @@ struct JsonMessage {
 /// The message in a request: the raw body, or `{"message": "..."}` when the
 /// body is JSON.
 async fn message_data(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("message is larger than the limit of {MAX_MESSAGE} bytes"),
-        )
-    };
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| too_large())?;
+    let bytes = read_body(body).await?;
     let is_json = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -92,6 +86,36 @@ async fn message_data(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiErr
         )
     })?;
     Ok(parsed.message.into_bytes())
+}
+
+/// The body, if it is at most [`MAX_BODY`] bytes.
+async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
+    let mut stream = body.into_data_stream();
+    let (mut kept, mut total) = (Vec::new(), 0usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request("bad_body", format!("cannot read the request body: {e}"))
+        })?;
+        total = total.saturating_add(chunk.len());
+        if total <= MAX_BODY {
+            kept.extend_from_slice(&chunk);
+        } else if total > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if total <= MAX_BODY {
+        return Ok(kept);
+    }
+    let size = if total > DRAIN_LIMIT {
+        format!("more than {DRAIN_LIMIT}")
+    } else {
+        total.to_string()
+    };
+    Err(ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("message of {size} bytes is larger than the limit of {MAX_MESSAGE} bytes"),
+    ))
 }
 
 async fn publish(
