@@ -28,8 +28,10 @@ const MAX_LISTING: usize = 10_000;
 const MAX_PROVIDERS: usize = 8;
 /// Longest wait for the first provider of a collection.
 const PROVIDER_LOOKUP: Duration = Duration::from_secs(5);
-/// After the first provider is found, how long to wait for more.
-const MORE_PROVIDERS: Duration = Duration::from_millis(300);
+/// After the first provider is found, how long to wait for more. Short: the
+/// time to first byte waits on it, and once the download runs, peer
+/// exchange finds the rest of the swarm.
+const MORE_PROVIDERS: Duration = Duration::from_millis(30);
 /// Listings may change with the software, so they are cached briefly.
 const LISTING_CACHE: &str = "public, max-age=300";
 
