@@ -66,6 +66,11 @@ pub struct Commit {
     /// Transactions now in the main chain, and the block holding each.
     pub txs_add: Vec<(TxId, BlockHash)>,
     pub txs_remove: Vec<TxId>,
+    /// Durable on return (fsync). A non-durable commit is atomic and
+    /// visible at once, and becomes durable with the next durable one; a
+    /// crash before that rolls the store back to the last durable commit,
+    /// which is still a consistent chain. Sync uses it inside a batch.
+    pub lazy: bool,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -379,9 +384,21 @@ impl<S: ChainStore> Chain<S> {
         }
     }
 
-    /// Validates and imports a block. See [`BlockError`] for which errors are
-    /// the sender's fault.
+    /// Validates and imports a block, durably. See [`BlockError`] for which
+    /// errors are the sender's fault.
     pub fn process(&mut self, block: Block, now_ms: u64) -> Result<Processed, BlockError> {
+        self.process_with(block, now_ms, false)
+    }
+
+    /// [`Chain::process`]; with `lazy`, the commit is not synced to disk
+    /// until a later durable one ([`Commit::lazy`]): for blocks in the
+    /// middle of a sync batch.
+    pub fn process_with(
+        &mut self,
+        block: Block,
+        now_ms: u64,
+        lazy: bool,
+    ) -> Result<Processed, BlockError> {
         let hash = block.hash();
         if let Some(m) = self.index.get(&hash) {
             return Err(if m.invalid {
@@ -408,6 +425,7 @@ impl<S: ChainStore> Chain<S> {
             blocks: vec![(hash, block.encode())],
             metas: vec![(hash, meta)],
             main_len: self.main.len() as u64,
+            lazy,
             ..Commit::default()
         };
         if meta.work <= self.tip().work {

@@ -389,9 +389,15 @@ impl Ledger {
     /// Imports a block (from gossip, sync or our miner) on a blocking
     /// thread, then brings the mempool and miners up to date.
     pub async fn import(&self, block: Block) -> Result<Processed, BlockError> {
+        self.import_with(block, false).await
+    }
+
+    /// [`Ledger::import`]; `lazy` defers the fsync to a later durable
+    /// import (sync batches: see `Commit::lazy`).
+    pub async fn import_with(&self, block: Block, lazy: bool) -> Result<Processed, BlockError> {
         let me = self.clone();
         let now = self.now_ms();
-        let processed = blocking(move || me.chain().process(block, now))
+        let processed = blocking(move || me.chain().process_with(block, now, lazy))
             .await
             .ok_or(BlockError::Store(StoreError("shutting down".into())))??;
         if processed.new_tip {

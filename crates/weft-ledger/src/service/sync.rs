@@ -292,11 +292,14 @@ async fn sync_from(ledger: &Ledger, peer: PeerId) -> Result<(), SyncError> {
                 ));
             }
             let asked: HashSet<BlockHash> = batch.iter().copied().collect();
-            for block in blocks {
+            let last = blocks.len().saturating_sub(1);
+            for (i, block) in blocks.into_iter().enumerate() {
                 if !asked.contains(&block.hash()) {
                     return penalise(ledger, peer, "sent a block that was not asked for").await;
                 }
-                match ledger.import(block).await {
+                // One fsync per batch: the batch's last block makes the
+                // ones before it durable too.
+                match ledger.import_with(block, i < last).await {
                     Ok(_) | Err(BlockError::Duplicate) => {}
                     Err(e) if e.is_peer_fault() => {
                         let reason = format!("sent an invalid block during sync: {e}");
