@@ -60,8 +60,23 @@ pub(super) async fn load(
     if source.read(0..prefix_len, cancel).await? != MANIFEST_PREFIX {
         return Ok(None);
     }
+    // Manifests are read whole: bound the memory all requests may use for
+    // them at once, in MiB, so many concurrent requests wait instead.
+    let mib = u32::try_from(source.size.div_ceil(1 << 20).max(1)).unwrap_or(u32::MAX);
+    let _budget = manifest_budget()
+        .acquire_many(mib.min(MANIFEST_BUDGET_MIB))
+        .await
+        .map_err(|_| ApiError::unavailable("the gateway is shutting down"))?;
     let bytes = source.read_all(MAX_MANIFEST_BYTES, cancel).await?;
     Ok(Collection::from_bytes(&bytes).ok())
+}
+
+/// MiB of manifests all gateway requests may hold in memory at once.
+const MANIFEST_BUDGET_MIB: u32 = 512;
+
+fn manifest_budget() -> &'static tokio::sync::Semaphore {
+    static BUDGET: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    BUDGET.get_or_init(|| tokio::sync::Semaphore::new(MANIFEST_BUDGET_MIB as usize))
 }
 
 /// Checks a path from a URL: one trailing `/` asks for a folder, the rest
