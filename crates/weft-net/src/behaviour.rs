@@ -26,6 +26,7 @@ pub(crate) struct Behaviour {
     /// Banned peers: every connection to or from them is refused.
     pub(crate) blocked: allow_block_list::Behaviour<BlockedPeers>,
     pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) peer_limit: crate::peer_limit::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -99,6 +100,7 @@ impl Behaviour {
         Ok(Self {
             blocked: allow_block_list::Behaviour::default(),
             limits: connection_limits::Behaviour::new(limits),
+            peer_limit: crate::peer_limit::Behaviour::new(config.max_peers as usize),
             identify,
             ping,
             kad,

@@ -23,6 +23,7 @@ mod config;
 mod gossip;
 mod handle;
 mod identity;
+mod peer_limit;
 mod peers;
 mod penalties;
 
