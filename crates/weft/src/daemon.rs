@@ -33,10 +33,11 @@ pub(crate) async fn start(cli: &Cli, data_dir: PathBuf, args: &StartArgs) -> any
         .with_context(|| format!("data dir {} is not usable", data_dir.display()))?;
     let file = FileConfig::load(&data_dir)?;
     let config = NodeConfig::resolve(data_dir, overrides, file)?;
+    let signals = Signals::install()?;
     let node = Node::start(config).await?;
     print_started(node.info(), cli.json)?;
     print_ledger(&node, cli.json);
-    wait_for_signal().await?;
+    signals.wait().await?;
     eprintln!("shutting down");
     if tokio::time::timeout(SHUTDOWN_DEADLINE, node.shutdown())
         .await
@@ -92,27 +93,50 @@ fn print_ledger(node: &Node, json: bool) {
     );
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// SIGINT (Ctrl-C) and SIGTERM, listened for from the moment this is
+/// created: before the start-up line is printed, so a signal sent right
+/// after reading it is never missed (the default action would kill the
+/// process without a clean shutdown).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.context("cannot listen for Ctrl-C")?,
-            _ = term.recv() => {}
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+                int: signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot listen for Ctrl-C")?;
-    Ok(())
+
+    async fn wait(mut self) -> anyhow::Result<()> {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot listen for Ctrl-C")?;
+        Ok(())
+    }
 }
 
 pub(crate) async fn devnet(cli: &Cli, args: &DevnetArgs) -> anyhow::Result<()> {
     if !(1..=100).contains(&args.nodes) {
         anyhow::bail!("--nodes must be between 1 and 100, not {}", args.nodes);
     }
+    let signals = Signals::install()?;
     let dir = match &args.dir {
         Some(d) => d.clone(),
         None => {
@@ -165,7 +189,7 @@ pub(crate) async fn devnet(cli: &Cli, args: &DevnetArgs) -> anyhow::Result<()> {
         }
         println!("all nodes connected; press Ctrl-C to stop");
     }
-    wait_for_signal().await?;
+    signals.wait().await?;
     eprintln!("shutting down");
     let all = futures_join(nodes);
     if tokio::time::timeout(SHUTDOWN_DEADLINE, all).await.is_err() {
