@@ -291,9 +291,12 @@ impl EventLoop {
         }
         let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
         let opts = match target {
+            // Dial the given address even while another dial of this peer
+            // runs: that one may be trying addresses the peer no longer
+            // listens on (it restarted on new ports).
             Some(peer) => DialOpts::peer_id(peer)
                 .addresses(vec![addr.clone()])
-                .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+                .condition(libp2p::swarm::dial_opts::PeerCondition::Disconnected)
                 .build(),
             None => opts,
         };
@@ -306,7 +309,7 @@ impl EventLoop {
                 let _ = reply.send(Err(DialError::SelfDial(addr)));
             }
             Err(libp2p::swarm::DialError::DialPeerConditionFalse(_)) if target.is_some() => {
-                // Already being dialed (by Kademlia, say): wait for that.
+                // Connected meanwhile: wait for identify.
                 if let Some(peer) = target {
                     self.awaiting_identify.entry(peer).or_default().push(reply);
                 }

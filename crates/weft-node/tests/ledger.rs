@@ -413,19 +413,11 @@ async fn sync_survives_its_peer_leaving_midway() {
     let net = Devnet::new("leave", 1);
     let a = net.start(dir.path(), "a", true).await;
     wait_height(&a, 1_200).await;
-    // B takes a full copy, then A stops mining (restarted without it).
+    // B takes a copy of A's chain.
     let b = net.start(dir.path(), "b", false).await;
     connect(&b, &a).await;
-    let a_cfg = net.config(dir.path(), "a", false);
-    a.shutdown().await;
-    let a = weft_node::Node::start(a_cfg).await.unwrap();
-    connect(&b, &a).await;
-    let target = a.ledger().tip();
-    wait_until(Duration::from_secs(120), || async {
-        (b.ledger().tip() == target).then_some(())
-    })
-    .await;
-    // D syncs from A, which leaves halfway; D carries on from B.
+    wait_height(&b, 1_200).await;
+    // D syncs from A, which leaves (and stops mining) partway through.
     let d = net.start(dir.path(), "d", false).await;
     connect(&d, &a).await;
     wait_until(Duration::from_secs(60), || async {
@@ -434,16 +426,51 @@ async fn sync_survives_its_peer_leaving_midway() {
     .await;
     a.shutdown().await;
     let stopped_at = d.ledger().tip().height;
+    // With A gone, B's tip is the best chain there is; D carries on from B.
     connect(&d, &b).await;
     wait_until(Duration::from_secs(120), || async {
-        (d.ledger().tip() == target).then_some(())
+        let (bt, dt) = (b.ledger().tip(), d.ledger().tip());
+        (dt == bt && dt.height >= 1_200).then_some(())
     })
     .await;
     eprintln!(
-        "the sync source left at height {stopped_at} of {}",
-        target.height
+        "the sync source left when D was at height {stopped_at}; D reached {}",
+        d.ledger().tip().height
     );
     for n in [b, d] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_restarted_on_new_ports_can_be_dialed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::new("redial", 300);
+    let a = net.start(dir.path(), "a", false).await;
+    let b = net.start(dir.path(), "b", false).await;
+    connect(&b, &a).await;
+    let id = a.info().peer_id;
+    let old_quic = a
+        .info()
+        .listen_addrs
+        .iter()
+        .find(|m| m.to_string().contains("quic"))
+        .cloned()
+        .unwrap();
+    let cfg = net.config(dir.path(), "a", false);
+    a.shutdown().await;
+    // Same identity, new ports, while B may still be trying an old address:
+    // the dial of the new one goes ahead instead of waiting for the old.
+    let a = weft_node::Node::start(cfg).await.unwrap();
+    assert_eq!(a.info().peer_id, id);
+    let stale = {
+        let net = b.net().clone();
+        tokio::spawn(async move { net.dial(old_quic).await })
+    };
+    tokio::task::yield_now().await;
+    connect(&b, &a).await;
+    stale.abort();
+    for n in [a, b] {
         n.shutdown().await;
     }
 }
