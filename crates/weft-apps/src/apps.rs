@@ -235,13 +235,13 @@ impl Apps {
         let mut s = self.lock();
         let t = now();
         if let Some(app) = s.apps.get_mut(hash) {
-            if app.last_used == t && (name.is_none() || app.name == name) {
+            // Every file an app loads passes here: only a new name is worth
+            // a write to disk; the time of use is saved with the next write.
+            app.last_used = t;
+            if name.is_none() || app.name == name {
                 return;
             }
-            app.last_used = t;
-            if name.is_some() {
-                app.name = name;
-            }
+            app.name = name;
         } else {
             if s.apps.len() >= MAX_APPS {
                 // Forget the least recently used app that has no grants.
