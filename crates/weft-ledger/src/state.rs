@@ -97,33 +97,53 @@ impl State {
         Ok(())
     }
 
+    /// The accounts of `tx`'s sender and recipient after it, reading them
+    /// from `overlay` first: the one rule both [`State::apply`] and
+    /// [`State::applicable`] follow. `index` names the transaction in errors.
+    fn transfer(
+        &self,
+        overlay: &HashMap<Address, Account>,
+        tx: &Transaction,
+        index: usize,
+    ) -> Result<(Account, Account), StateError> {
+        let get = |a: &Address| overlay.get(a).copied().unwrap_or_else(|| self.account(a));
+        let mut from = get(&tx.from);
+        if tx.nonce != from.nonce {
+            return Err(StateError::Nonce {
+                index,
+                got: tx.nonce,
+                expected: from.nonce,
+            });
+        }
+        let needed = tx.amount.checked_add(tx.fee).ok_or(StateError::Overflow)?;
+        from.balance = from
+            .balance
+            .checked_sub(needed)
+            .ok_or(StateError::Balance {
+                index,
+                needed,
+                balance: from.balance,
+            })?;
+        from.nonce = from.nonce.checked_add(1).ok_or(StateError::Overflow)?;
+        // The recipient as it is once the sender has paid.
+        let mut to = if tx.to == tx.from { from } else { get(&tx.to) };
+        to.balance = to
+            .balance
+            .checked_add(tx.amount)
+            .ok_or(StateError::Overflow)?;
+        Ok((from, to))
+    }
+
     /// The longest prefix-respecting selection of `txs` that applies in
     /// order: a transaction that would fail (nonce, balance) is skipped.
     pub fn applicable(&self, txs: Vec<Transaction>) -> Vec<Transaction> {
         let mut overlay: HashMap<Address, Account> = HashMap::new();
         let mut out = Vec::with_capacity(txs.len());
         for tx in txs {
-            let mut from = overlay
-                .get(&tx.from)
-                .copied()
-                .unwrap_or_else(|| self.account(&tx.from));
-            let Some(needed) = tx.amount.checked_add(tx.fee) else {
+            let Ok((from, to)) = self.transfer(&overlay, &tx, 0) else {
                 continue;
             };
-            if tx.nonce != from.nonce || from.balance < needed {
-                continue;
-            }
-            let mut to = overlay
-                .get(&tx.to)
-                .copied()
-                .unwrap_or_else(|| self.account(&tx.to));
-            let Some(to_balance) = to.balance.checked_add(tx.amount) else {
-                continue;
-            };
-            from.balance -= needed;
-            from.nonce += 1;
             overlay.insert(tx.from, from);
-            to.balance = to_balance;
             overlay.insert(tx.to, to);
             out.push(tx);
         }
@@ -140,31 +160,9 @@ impl State {
         };
         let mut fees: u64 = 0;
         for (index, tx) in block.txs.iter().enumerate() {
-            let mut from = get(&touched, self, &tx.from);
-            if tx.nonce != from.nonce {
-                return Err(StateError::Nonce {
-                    index,
-                    got: tx.nonce,
-                    expected: from.nonce,
-                });
-            }
-            let needed = tx.amount.checked_add(tx.fee).ok_or(StateError::Overflow)?;
-            from.balance = from
-                .balance
-                .checked_sub(needed)
-                .ok_or(StateError::Balance {
-                    index,
-                    needed,
-                    balance: from.balance,
-                })?;
-            from.nonce = from.nonce.checked_add(1).ok_or(StateError::Overflow)?;
+            let (from, to) = self.transfer(&touched, tx, index)?;
             remember(&mut order, &touched, tx.from);
             touched.insert(tx.from, from);
-            let mut to = get(&touched, self, &tx.to);
-            to.balance = to
-                .balance
-                .checked_add(tx.amount)
-                .ok_or(StateError::Overflow)?;
             remember(&mut order, &touched, tx.to);
             touched.insert(tx.to, to);
             fees = fees.checked_add(tx.fee).ok_or(StateError::Overflow)?;
