@@ -598,8 +598,15 @@ impl Fetcher {
             sched.credit(peer, bytes);
         }
         // Peer exchange: find other downloaders and learn what they have.
+        // Peers that sent bad data are not asked for peers either.
+        let trusted: Vec<PeerId> = pool
+            .known
+            .iter()
+            .filter(|p| self.offences(p) == 0)
+            .copied()
+            .collect();
         let (mut discovered, discovery) =
-            discovery::spawn_discovery(self.net.clone(), hash, size, pool.known.clone());
+            discovery::spawn_discovery(self.net.clone(), hash, size, trusted);
         let _discovery = crate::transfer::AbortOnDrop(discovery);
         for p in &pool.known {
             if self.offences(p) == 0 {
@@ -776,13 +783,17 @@ impl Fetcher {
                     p
                 }
                 None => {
+                    // Nobody left to ask: wait for a new provider while a
+                    // search may still find one.
                     let wait = deadline.saturating_duration_since(Instant::now());
                     let waited = tokio::select! {
                         p = pool.next_new(wait), if pool.is_open() => p,
-                        _ = tokio::time::sleep(wait), if !pool.is_open() => None,
+                        _ = std::future::ready(()), if !pool.is_open() => None,
                         _ = cancel.cancelled() => return Err(FetchError::Cancelled),
                     };
                     match waited {
+                        // Peers that sent bad data before are not asked.
+                        Some(p) if self.offences(&p) > 0 => continue,
                         Some(p) => p,
                         None => {
                             return Err(match last_error {

@@ -1,7 +1,7 @@
 //! Real nodes on 127.0.0.1 sharing and fetching blobs through the blobs
 //! service: verified transfer, many providers, bad providers, resume.
 
-use std::time::Duration;
+use std::{sync::atomic::Ordering, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 use weft_blobs::{
@@ -122,9 +122,48 @@ async fn a_bad_provider_is_dropped_and_nothing_bad_is_stored() {
         .add_bytes(data.clone(), Some("x".into()))
         .await
         .unwrap();
+    let bad_id = bad.net.handle().local_peer_id();
+    let from_bad = bad.blobs.ticket(hash).await.unwrap().providers;
+    let from_good = good.blobs.ticket(hash).await.unwrap().providers;
 
-    let mut providers = bad.blobs.ticket(hash).await.unwrap().providers;
-    providers.extend(good.blobs.ticket(hash).await.unwrap().providers);
+    // Only the corrupting peer can be found (the fetcher knows nobody
+    // else), so it is surely asked: the fetch fails and stores nothing.
+    let progress = Progress::default();
+    let err = fetcher
+        .blobs
+        .fetcher()
+        .fetch(
+            FetchTarget {
+                hash,
+                kind: Some(BlobKind::Blob),
+                providers: from_bad.clone(),
+            },
+            progress.clone(),
+            CancellationToken::new(),
+        )
+        .await
+        .expect_err("a fetch from a corrupting peer alone must fail");
+    assert!(err.to_string().contains("bad data"), "{err}");
+    assert!(
+        fetcher.blobs.fetcher().offences(&bad_id) > 0,
+        "the corrupting peer was penalised"
+    );
+    assert!(
+        progress.snapshot().bad_peers.contains(&bad_id.to_string()),
+        "the corrupting peer is reported: {:?}",
+        progress.snapshot()
+    );
+    let kept = fetcher.blobs.store().info(&hash).unwrap();
+    assert!(
+        kept.as_ref().is_none_or(|i| i.verified_bytes == 0),
+        "nothing from the corrupting peer was kept: {kept:?}"
+    );
+
+    // With an honest provider as well, the fetch completes from it and the
+    // dropped peer is not asked again.
+    let asked = bad.blobs.stats().requests.load(Ordering::Relaxed);
+    let mut providers = from_bad;
+    providers.extend(from_good);
     fetch(
         &fetcher,
         FetchTarget {
@@ -139,10 +178,10 @@ async fn a_bad_provider_is_dropped_and_nothing_bad_is_stored() {
         fetcher.blobs.store().read_to_vec(&hash, u64::MAX).unwrap(),
         data
     );
-    let bad_id = bad.net.handle().local_peer_id();
-    assert!(
-        fetcher.blobs.fetcher().offences(&bad_id) > 0,
-        "the corrupting peer was penalised"
+    assert_eq!(
+        bad.blobs.stats().requests.load(Ordering::Relaxed),
+        asked,
+        "the dropped peer was asked again"
     );
     for n in [good, bad, fetcher] {
         n.blobs.shutdown().await;
