@@ -46,13 +46,16 @@ pub enum StateError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct State {
     accounts: HashMap<Address, Account>,
+    /// Sum of all balances, kept as blocks apply and undo (summing every
+    /// account per block would cost time growing with the account count).
+    total: u128,
 }
 
 impl State {
     pub fn from_accounts(accounts: impl IntoIterator<Item = (Address, Account)>) -> Self {
-        Self {
-            accounts: accounts.into_iter().collect(),
-        }
+        let accounts: HashMap<Address, Account> = accounts.into_iter().collect();
+        let total = accounts.values().map(|a| u128::from(a.balance)).sum();
+        Self { accounts, total }
     }
 
     pub fn account(&self, a: &Address) -> Account {
@@ -73,7 +76,17 @@ impl State {
 
     /// Sum of all balances.
     pub fn total(&self) -> u128 {
-        self.accounts.values().map(|a| u128::from(a.balance)).sum()
+        self.total
+    }
+
+    /// Sets `a` to `acc` (`None`: removes it), keeping the total.
+    fn put(&mut self, a: Address, acc: Option<Account>) {
+        let old = match acc {
+            Some(acc) => self.accounts.insert(a, acc),
+            None => self.accounts.remove(&a),
+        };
+        self.total -= old.map_or(0, |o| u128::from(o.balance));
+        self.total += acc.map_or(0, |n| u128::from(n.balance));
     }
 
     /// Whether `tx` could be applied now, alone (for the mempool).
@@ -174,7 +187,7 @@ impl State {
         remember(&mut order, &touched, miner);
         touched.insert(miner, m);
         // Checked total: the supply must stay representable.
-        let total = self.total() + u128::from(pay);
+        let total = self.total + u128::from(pay);
         if total > u128::from(u64::MAX) {
             return Err(StateError::Overflow);
         }
@@ -182,7 +195,7 @@ impl State {
         for a in order {
             undo.prev.push((a, self.accounts.get(&a).copied()));
             if let Some(acc) = touched.get(&a) {
-                self.accounts.insert(a, *acc);
+                self.put(a, Some(*acc));
             }
         }
         Ok(undo)
@@ -191,10 +204,7 @@ impl State {
     /// Reverts a block applied with [`State::apply`].
     pub fn undo(&mut self, undo: &Undo) {
         for (a, prev) in undo.prev.iter().rev() {
-            match prev {
-                Some(acc) => self.accounts.insert(*a, *acc),
-                None => self.accounts.remove(a),
-            };
+            self.put(*a, *prev);
         }
     }
 
