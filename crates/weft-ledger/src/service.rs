@@ -12,6 +12,7 @@
 
 mod gossip;
 mod miner;
+mod persist;
 pub mod sync;
 
 use std::{
@@ -107,6 +108,9 @@ pub struct Ledger {
 struct Inner {
     chain: Mutex<Chain<RedbStore>>,
     mempool: Mutex<Mempool>,
+    /// Where the mempool is saved across restarts (see `persist`).
+    mempool_path: PathBuf,
+    mempool_limits: mempool::Config,
     net: NetworkHandle,
     genesis_hash: BlockHash,
     clock: Clock,
@@ -154,6 +158,8 @@ impl Ledger {
             inner: Arc::new(Inner {
                 chain: Mutex::new(chain),
                 mempool: Mutex::new(Mempool::new(config.mempool.clone())),
+                mempool_path: persist::path_for(&config.db_path),
+                mempool_limits: config.mempool.clone(),
                 net: net.clone(),
                 genesis_hash,
                 clock: config.clock.clone(),
@@ -185,6 +191,9 @@ impl Ledger {
         if let Some(mine) = config.mine {
             ledger.spawn(miner::run(ledger.clone(), mine));
         }
+        let restored = ledger.restore_mempool().await;
+        ledger.spawn(persist::republish(ledger.clone(), restored));
+        ledger.spawn(persist::run_saves(ledger.clone()));
         Ok(ledger)
     }
 
@@ -212,6 +221,7 @@ impl Ledger {
         for t in tasks {
             let _ = t.await;
         }
+        self.save_mempool().await;
     }
 
     fn chain(&self) -> MutexGuard<'_, Chain<RedbStore>> {

@@ -474,3 +474,35 @@ async fn a_peer_restarted_on_new_ports_can_be_dialed_again() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_payments_survive_a_restart_and_are_gossiped_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::new("mempool-restart", 300);
+    let a = net.start(dir.path(), "a", false).await;
+    let to = address_of(&key(9));
+    let ready = a.ledger().submit(net.pay(1, to, 500, 0)).await.unwrap();
+    // A nonce gap: held as a future transaction.
+    let held = a.ledger().submit(net.pay(2, to, 700, 1)).await.unwrap();
+    a.shutdown().await;
+
+    let a = net.start(dir.path(), "a", false).await;
+    for id in [ready, held] {
+        let status = a.ledger().tx_status(id).await.unwrap();
+        assert!(
+            matches!(status, TxStatus::Pending(_)),
+            "{id} after a restart: {status:?}"
+        );
+    }
+    assert_eq!(a.ledger().mempool_size().0, 2);
+
+    // A miner that never saw the payment confirms it once A gossips it again.
+    let m = net.start(dir.path(), "m", true).await;
+    connect(&a, &m).await;
+    wait_confirmed(&m, ready, 1).await;
+    wait_confirmed(&a, ready, 1).await;
+    assert_eq!(a.ledger().account(&to).0.balance, 500);
+    for n in [a, m] {
+        n.shutdown().await;
+    }
+}
