@@ -1,5 +1,6 @@
-// The board: posts over the topic "board", attachments as content hashes,
-// tips as ledger payments the user approves in the node's dashboard.
+// The board: posts over the topic "board", attachments as content (a file
+// added to the node, or a hash), tips as ledger payments the user approves
+// in the node's dashboard.
 "use strict";
 
 const TOPIC = "board";
@@ -73,13 +74,20 @@ async function start() {
     ev.preventDefault();
     const text = $("post-text").value.trim();
     if (!text) return;
-    const attachment = $("post-attachment").value.trim().toLowerCase() || undefined;
+    let attachment = $("post-attachment").value.trim().toLowerCase() || undefined;
+    const file = $("post-file").files[0];
     const status = $("post-status");
-    status.textContent = "posting…";
     try {
+      if (file) {
+        // The file becomes content on this node; others fetch it by hash.
+        status.textContent = "adding the file…";
+        attachment = (await weft.addContent(file)).hash;
+      }
+      status.textContent = "posting…";
       await weft.publish(TOPIC, JSON.stringify({ text, author: me.address, attachment }));
       $("post-text").value = "";
       $("post-attachment").value = "";
+      $("post-file").value = "";
       status.textContent = "posted";
     } catch (e) {
       status.textContent = `not posted: ${e.message}`;

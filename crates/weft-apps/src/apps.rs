@@ -5,8 +5,11 @@
 //! chain), but spending is not: an app's payment request waits here, pending,
 //! until the user approves or denies it in the dashboard — unless the user
 //! granted that app the `payments: allow` capability, and then only up to
-//! the limit given with it. Permissions persist in `apps.json` in the data
-//! dir (written atomically); requests live in memory and are bounded.
+//! the limit given with it. Adding content to the node (an app's upload) is
+//! refused unless the user granted the app `uploads: allow`, and then only
+//! up to [`MAX_APP_UPLOAD`] bytes each. Permissions persist in `apps.json`
+//! in the data dir (written atomically); requests live in memory and are
+//! bounded.
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -26,6 +29,8 @@ const MAX_REQUESTS: usize = 200;
 const MAX_PENDING_PER_APP: usize = 10;
 /// Longest memo an app may attach.
 pub const MAX_MEMO: usize = 256;
+/// Largest single upload by an app allowed to add content.
+pub const MAX_APP_UPLOAD: u64 = 64 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -37,12 +42,25 @@ pub enum PaymentPermission {
     Allow,
 }
 
+/// Whether an app may add content to the node (its uploads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadPermission {
+    /// Uploads are refused.
+    #[default]
+    Deny,
+    /// Uploads of up to [`MAX_APP_UPLOAD`] bytes each are stored.
+    Allow,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Permissions {
     pub payments: PaymentPermission,
     /// With `allow`: the largest single payment made without asking.
     #[serde(default)]
     pub max_amount: u64,
+    #[serde(default)]
+    pub uploads: UploadPermission,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -441,6 +459,7 @@ mod tests {
             Permissions {
                 payments: PaymentPermission::Allow,
                 max_amount: 100,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -502,11 +521,13 @@ mod tests {
             Permissions {
                 payments: PaymentPermission::Allow,
                 max_amount: 5,
+                uploads: UploadPermission::Allow,
             },
         )
         .unwrap();
         let again = Apps::open(dir.path());
         assert_eq!(again.permissions(APP).payments, PaymentPermission::Allow);
+        assert_eq!(again.permissions(APP).uploads, UploadPermission::Allow);
         assert_eq!(again.list()[0].name.as_deref(), Some("board"));
     }
 }

@@ -309,3 +309,105 @@ async fn an_app_payment_happens_only_after_approval() {
     assert_eq!(account(payee).await["pending_in"], 0);
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_adds_content_only_when_the_user_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(NodeConfig::loopback(dir.path().join("n"), "apps-upload"))
+        .await
+        .unwrap();
+    let client = Client::new();
+    let hash = publish_board(&client, &node).await;
+    let base = node.info().api_url.clone();
+    let app_origin = format!("http://{}", app_host(&node, &hash));
+    let bytes = b"an attachment from the board".to_vec();
+    let expected = weft_blobs::Hash::new(&bytes).to_hex();
+    let upload = |origin: &str, body: Vec<u8>| {
+        client
+            .post(format!("{base}/.weft/content?name=note.txt"))
+            .header(header::HOST, app_host(&node, &hash))
+            .header(header::ORIGIN, origin.to_owned())
+            .body(body)
+            .send()
+    };
+    let code = |r: Value| r["code"].as_str().unwrap_or_default().to_owned();
+
+    // Not allowed yet: refused, and nothing is stored.
+    let r = upload(&app_origin, bytes.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(code(r.json().await.unwrap()), "permission_required");
+    let has = |h: String| {
+        let node = &node;
+        async move {
+            let parsed: weft_blobs::Hash = h.parse().unwrap();
+            node.blobs().info(parsed).await.unwrap().is_some()
+        }
+    };
+    assert!(!has(expected.clone()).await, "a refused upload was stored");
+
+    // Only the user, with the token, allows it.
+    let allow = |token: Option<String>| {
+        let mut req = client
+            .post(format!("{base}/v1/apps/{hash}/permissions"))
+            .json(&json!({ "payments": "ask", "uploads": "allow" }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    assert_eq!(
+        allow(None).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let set: Value = allow(Some(node.info().api_token.clone()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(set["permissions"]["uploads"], "allow", "{set}");
+
+    // Another site, or the shared path form, still cannot upload as the app.
+    let forged = upload("http://evil.example", bytes.clone()).await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let path_form = client
+        .post(format!("{base}/app/{hash}/.weft/content"))
+        .header(header::ORIGIN, "null")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(path_form.status(), StatusCode::FORBIDDEN);
+    assert!(!has(expected.clone()).await);
+
+    let added: Value = upload(&app_origin, bytes.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(added["hash"], expected.as_str(), "{added}");
+    assert_eq!(added["size"], bytes.len());
+    assert_eq!(added["name"], "note.txt");
+    let served = client
+        .get(format!("{base}/blob/{expected}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(served.as_ref(), bytes.as_slice());
+
+    // Over the per-upload limit: 413, and no temporary file is left.
+    let big = vec![7u8; weft_apps::apps::MAX_APP_UPLOAD as usize + 1];
+    let r = upload(&app_origin, big).await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let leftovers: Vec<_> = std::fs::read_dir(node.blobs().store().dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    node.shutdown().await;
+}

@@ -174,6 +174,17 @@ export async function refreshApps() {
       el('option', { value: 'allow', text: 'allow' }),
     );
     select.value = current;
+    const uploads = el(
+      'select',
+      {
+        dataset: { permission: a.hash, field: 'uploads' },
+        'aria-label': `Uploads by ${a.name || a.hash}`,
+        title: 'Whether the app may add files to this node (64 MiB each at most)',
+      },
+      el('option', { value: 'deny', text: 'deny' }),
+      el('option', { value: 'allow', text: 'allow' }),
+    );
+    uploads.value = (a.permissions && a.permissions.uploads) || 'deny';
     const link = a.url || a.path_url;
     return el(
       'tr',
@@ -181,6 +192,7 @@ export async function refreshApps() {
       el('td', {}, link ? el('a', { href: link, target: '_blank', rel: 'noopener', text: a.name || 'app' }) : a.name || 'app'),
       el('td', {}, el('code', { class: 'short', title: a.hash, text: a.hash })),
       el('td', {}, select),
+      el('td', {}, uploads),
       el('td', { text: formatTime(a.last_used) }),
     );
   });
@@ -194,9 +206,10 @@ async function setPermission(event, onChanged) {
   select.disabled = true;
   clearError('#apps-error');
   try {
-    // Keep any other permission the app has (e.g. max_amount) as it is.
+    // Keep the app's other permissions (e.g. max_amount) as they are.
     const app = apps.find((a) => a.hash === hash);
-    const body = { ...((app && app.permissions) || {}), payments: select.value };
+    const field = select.dataset.field || 'payments';
+    const body = { payments: 'ask', ...((app && app.permissions) || {}), [field]: select.value };
     await post(url('/v1/apps', hash, 'permissions'), body);
     onChanged();
   } catch (err) {

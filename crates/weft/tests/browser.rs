@@ -97,6 +97,21 @@ impl Node {
         Ok((status, body))
     }
 
+    /// POST `/v1/...` with the node's token and a JSON body.
+    async fn api_post(&self, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+        let r = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}{path}", self.port))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        let status = r.status().as_u16();
+        let body = r.json().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
     /// The peer ids `weft peers` lists (none if it fails).
     async fn peer_ids(&self) -> Vec<String> {
         let peers = self
@@ -157,6 +172,7 @@ struct Published {
     /// The app's URL on the publishing node's gateway, as `weft app
     /// publish` prints it (`http://<hash>.app.localhost:<port>/`).
     url: String,
+    hash: String,
 }
 
 impl Published {
@@ -193,7 +209,7 @@ async fn publish_board(node: &Node) -> anyhow::Result<Published> {
         None => node.app_url(&hash),
     };
     eprintln!("published apps/board: {url}");
-    Ok(Published { url })
+    Ok(Published { url, hash })
 }
 
 /// Opens the board app and waits until it has asked its node who it is.
@@ -408,6 +424,62 @@ async fn board_app_body(ctx: Ctx) -> anyhow::Result<()> {
     wait_post(&window_a, &text).await?;
     window_b.screenshot("b-posted").await?;
     window_a.screenshot("a-received").await?;
+
+    // A file attached in B's window becomes content on B, but only once the
+    // user allows the app uploads; A's window links to it, and A's gateway
+    // fetches it from B.
+    let files = TempDir::new()?;
+    let file = files.path().join("attachment.txt");
+    let bytes = format!("attached in B's window ({})\n", nonce());
+    std::fs::write(&file, &bytes)?;
+    let attached = blake3::hash(bytes.as_bytes()).to_hex().to_string();
+    let text = format!("a post with a file ({})", nonce());
+    let input = window_b.wait_visible("#post-text", UI).await?;
+    input.send_keys(&text).await.context("type the post")?;
+    let picker = window_b.wait_visible("#post-file", UI).await?;
+    picker
+        .send_keys(&file.to_string_lossy())
+        .await
+        .context("pick the file in #post-file")?;
+    window_b.click("#post-button", UI).await?;
+    window_b
+        .wait_text("#post-status", "to say uploads need permission", UI, |t| {
+            t.contains("not posted") && t.contains("allow")
+        })
+        .await?;
+    window_b.screenshot("b-upload-refused").await?;
+    let (status, body) = b
+        .api_post(
+            &format!("/v1/apps/{}/permissions", app.hash),
+            serde_json::json!({ "payments": "ask", "uploads": "allow" }),
+        )
+        .await?;
+    if status != 200 {
+        bail!("allowing uploads: {status} {body}");
+    }
+    window_b.click("#post-button", UI).await?;
+    window_b
+        .wait_text("#post-status", "to say posted", UI, |t| {
+            t.trim() == "posted"
+        })
+        .await?;
+    wait_post(&window_a, &text).await?;
+    let shown = posts(&window_a).await?;
+    let link = format!("attachment {}", &attached[..12]);
+    if !shown.iter().any(|p| p.contains(&text) && p.contains(&link)) {
+        bail!("A's window shows no {link:?} with the post: {shown:?}");
+    }
+    window_a.screenshot("a-attachment").await?;
+    let got = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/blob/{attached}", a.port))
+        .timeout(NET)
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    if got.as_ref() != bytes.as_bytes() {
+        bail!("A's gateway served {} bytes, not the attachment", got.len());
+    }
     Ok(())
 }
 

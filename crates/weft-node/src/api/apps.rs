@@ -21,7 +21,7 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
-use weft_apps::apps::{AppsError, PaymentPermission, Permissions};
+use weft_apps::apps::{AppsError, PaymentPermission, Permissions, UploadPermission};
 use weft_ledger::{wallet, Address, Transaction};
 
 use super::{
@@ -174,6 +174,8 @@ struct PermissionsBody {
     payments: PaymentPermission,
     #[serde(default)]
     max_amount: u64,
+    #[serde(default)]
+    uploads: UploadPermission,
 }
 
 async fn set_permissions(
@@ -189,6 +191,7 @@ async fn set_permissions(
             Permissions {
                 payments: b.payments,
                 max_amount: b.max_amount,
+                uploads: b.uploads,
             },
         )
         .map_err(apps_error)?;

@@ -139,7 +139,7 @@ async fn add(
         }
         state.blobs.add_path(path).await.map_err(add_error)?
     } else {
-        let tmp = upload_to_temp(&state, body).await?;
+        let tmp = upload_to_temp(&state, body, MAX_UPLOAD).await?;
         let result = state.blobs.add_file_named(tmp.clone(), query.name).await;
         let _ = tokio::fs::remove_file(&tmp).await;
         result.map_err(add_error)?
@@ -159,7 +159,13 @@ async fn add(
     }))
 }
 
-async fn upload_to_temp(state: &ApiState, body: Body) -> Result<PathBuf, ApiError> {
+/// Streams `body` into a temporary file in the store's folder; more than
+/// `max` bytes is a 413 and leaves nothing behind.
+pub(super) async fn upload_to_temp(
+    state: &ApiState,
+    body: Body,
+    max: u64,
+) -> Result<PathBuf, ApiError> {
     let dir = state.blobs.store().dir().to_owned();
     let suffix: u64 = rand::random();
     let tmp = dir.join(format!("upload-{suffix:016x}.tmp"));
@@ -180,12 +186,12 @@ async fn upload_to_temp(state: &ApiState, body: Body) -> Result<PathBuf, ApiErro
             }
         };
         total += chunk.len() as u64;
-        if total > MAX_UPLOAD {
+        if total > max {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
-                "upload too large",
+                format!("upload too large (at most {max} bytes)"),
             ));
         }
         if let Err(e) = file.write_all(&chunk).await {
@@ -199,7 +205,7 @@ async fn upload_to_temp(state: &ApiState, body: Body) -> Result<PathBuf, ApiErro
     Ok(tmp)
 }
 
-fn add_error(e: AddError) -> ApiError {
+pub(super) fn add_error(e: AddError) -> ApiError {
     match e {
         AddError::Missing(p) => ApiError::not_found(format!("{} does not exist", p.display())),
         AddError::Unreadable { .. } => ApiError::bad_request("unreadable", e.to_string()),

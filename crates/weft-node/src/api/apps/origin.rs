@@ -14,8 +14,9 @@
 //! - `/sdk/weft.js` is the JavaScript SDK;
 //! - `/.weft/…` (`/app/<hash>/.weft/…` in the path form) is the app's
 //!   narrow API: the node's identity, the chain, accounts, content by hash,
-//!   topics (publish, Server-Sent Events), and payment requests, which only
-//!   the user can approve.
+//!   topics (publish, Server-Sent Events), payment requests, which only
+//!   the user can approve, and uploads of content, refused unless the user
+//!   allowed the app uploads in the dashboard.
 //!
 //! Requests to `*.app.localhost` never reach `/v1` or the dashboard.
 
@@ -36,9 +37,11 @@ use axum::{
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use weft_apps::apps::{UploadPermission, MAX_APP_UPLOAD};
 
 use super::{default_wallet, send_approved, DEFAULT_FEE};
 use crate::api::{
+    blobs::{add_error, upload_to_temp},
     gateway,
     ledger::{account_json, chain_json, parse_address},
     ApiError, ApiState,
@@ -253,6 +256,11 @@ struct PublishBody {
     message: String,
 }
 
+#[derive(Deserialize)]
+struct UploadQuery {
+    name: Option<String>,
+}
+
 /// The API an app reaches on its own origin.
 async fn app_api(
     state: &ApiState,
@@ -341,6 +349,49 @@ async fn app_api(
             }
             let now = state.apps.request(r.id).unwrap_or(r);
             Ok(axum::Json(json!(now)).into_response())
+        }
+        (Method::POST, ["content"]) => {
+            if form == Form::Path {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "wrong_origin",
+                    format!(
+                        "uploads need the app's own origin: open {}",
+                        weft_apps::apps::app_url(app, "PORT")
+                    ),
+                ));
+            }
+            if state.apps.permissions(app).uploads != UploadPermission::Allow {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "permission_required",
+                    "this app may not add content to the node: the user can allow its uploads \
+                     in the dashboard (Apps)",
+                ));
+            }
+            let name = axum::extract::Query::<UploadQuery>::try_from_uri(req.uri())
+                .map_err(|e| ApiError::bad_request("bad_query", e.to_string()))?
+                .0
+                .name;
+            if name
+                .as_ref()
+                .is_some_and(|n| n.len() > 255 || n.contains(['/', '\\', '\0']))
+            {
+                return Err(ApiError::bad_request(
+                    "bad_name",
+                    "a name is at most 255 bytes, without slashes",
+                ));
+            }
+            let tmp = upload_to_temp(state, req.into_body(), MAX_APP_UPLOAD).await?;
+            let added = state.blobs.add_file_named(tmp.clone(), name).await;
+            let _ = tokio::fs::remove_file(&tmp).await;
+            let added = added.map_err(add_error)?;
+            Ok(axum::Json(json!({
+                "hash": added.hash.to_hex(),
+                "size": added.size,
+                "name": added.name,
+            }))
+            .into_response())
         }
         (Method::GET, ["payments", id]) => {
             let id: u64 = id
