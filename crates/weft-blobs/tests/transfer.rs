@@ -274,7 +274,7 @@ async fn eight_downloaders_feed_each_other() {
         .blobs
         .stats()
         .bytes_sent
-        .load(std::sync::atomic::Ordering::Relaxed);
+        .load(Ordering::Relaxed);
     let ratio = sent as f64 / SIZE as f64;
     println!(
         "1 seeder -> 8 downloaders, {} MiB: {:.2} s; seeder uploaded {:.2}x the file size",
