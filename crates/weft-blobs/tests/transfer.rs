@@ -270,11 +270,7 @@ async fn eight_downloaders_feed_each_other() {
     for d in &downloaders {
         assert_eq!(d.blobs.store().read_to_vec(&hash, u64::MAX).unwrap(), data);
     }
-    let sent = seeder
-        .blobs
-        .stats()
-        .bytes_sent
-        .load(Ordering::Relaxed);
+    let sent = seeder.blobs.stats().bytes_sent.load(Ordering::Relaxed);
     let ratio = sent as f64 / SIZE as f64;
     println!(
         "1 seeder -> 8 downloaders, {} MiB: {:.2} s; seeder uploaded {:.2}x the file size",

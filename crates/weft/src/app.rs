@@ -1,4 +1,5 @@
-//! `weft app publish DIR`: shares a folder of web files as an app.
+//! `weft app`: publish a folder of web files as an app; list the apps this
+//! node served and set what each may do; decide their payment requests.
 
 use std::path::Path;
 
@@ -21,6 +22,41 @@ that cannot use subdomains.")]
         /// The app's folder
         dir: std::path::PathBuf,
     },
+    /// List the apps this node served, with their permissions
+    List,
+    /// Show or change what an app may do without asking
+    #[command(after_help = "Examples:
+  weft app permissions 9c1e…7a                      # show them
+  weft app permissions 9c1e…7a --uploads allow      # let it add files (64 MiB each)
+  weft app permissions 9c1e…7a --payments allow --max-amount 100
+  weft app permissions 9c1e…7a --payments ask       # every payment waits for approval
+
+Unchanged permissions keep their values.")]
+    Permissions {
+        /// The app's hash
+        hash: String,
+        /// Payments: `ask` (each waits for approval) or `allow` (up to --max-amount each)
+        #[arg(long, value_parser = ["ask", "allow"])]
+        payments: Option<String>,
+        /// With `--payments allow`: the largest payment made without asking
+        #[arg(long)]
+        max_amount: Option<u64>,
+        /// Uploads: `deny` or `allow` (the app may add files to this node)
+        #[arg(long, value_parser = ["deny", "allow"])]
+        uploads: Option<String>,
+    },
+    /// List apps' payment requests (pending ones wait for you)
+    Requests,
+    /// Approve a pending payment request: the node pays from its default wallet
+    Approve {
+        /// The request's id (see `weft app requests`)
+        id: u64,
+    },
+    /// Deny a pending payment request
+    Deny {
+        /// The request's id (see `weft app requests`)
+        id: u64,
+    },
 }
 
 pub(crate) async fn run(cli: &Cli, data_dir: &Path, command: &AppCommand) -> anyhow::Result<()> {
@@ -30,7 +66,127 @@ pub(crate) async fn run(cli: &Cli, data_dir: &Path, command: &AppCommand) -> any
             let client = Client::connect(data_dir, cli.api.as_deref(), cli.token.as_deref())?;
             publish(&client, dir, cli.json).await
         }
+        AppCommand::List => {
+            let client = Client::connect(data_dir, cli.api.as_deref(), cli.token.as_deref())?;
+            let apps: Value = client.get("/v1/apps").await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&apps)?);
+                return Ok(());
+            }
+            let list = apps.as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                println!("no app has been opened through this node yet");
+            }
+            for a in list {
+                println!(
+                    "{}  {}  {}\n  {}",
+                    a["hash"].as_str().unwrap_or("?"),
+                    a["name"]
+                        .as_str()
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or("(no name)"),
+                    describe(&a["permissions"]),
+                    a["url"].as_str().unwrap_or(""),
+                );
+            }
+            Ok(())
+        }
+        AppCommand::Permissions {
+            hash,
+            payments,
+            max_amount,
+            uploads,
+        } => {
+            weft_apps::apps::check_hash(hash).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let client = Client::connect(data_dir, cli.api.as_deref(), cli.token.as_deref())?;
+            let apps: Value = client.get("/v1/apps").await?;
+            let current = apps
+                .as_array()
+                .and_then(|l| l.iter().find(|a| a["hash"] == hash.as_str()))
+                .map(|a| a["permissions"].clone())
+                .unwrap_or_else(
+                    || json!({ "payments": "ask", "max_amount": 0, "uploads": "deny" }),
+                );
+            let permissions = if payments.is_none() && max_amount.is_none() && uploads.is_none() {
+                current
+            } else {
+                let mut next = current;
+                if let Some(p) = payments {
+                    next["payments"] = json!(p);
+                }
+                if let Some(m) = max_amount {
+                    next["max_amount"] = json!(m);
+                }
+                if let Some(u) = uploads {
+                    next["uploads"] = json!(u);
+                }
+                let info: Value = client
+                    .post(&format!("/v1/apps/{hash}/permissions"), &next)
+                    .await?;
+                info["permissions"].clone()
+            };
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&permissions)?);
+            } else {
+                println!("{hash}: {}", describe(&permissions));
+            }
+            Ok(())
+        }
+        AppCommand::Requests => {
+            let client = Client::connect(data_dir, cli.api.as_deref(), cli.token.as_deref())?;
+            let requests: Value = client.get("/v1/apps/requests").await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&requests)?);
+                return Ok(());
+            }
+            let list = requests.as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                println!("no payment requests");
+            }
+            for r in list {
+                println!(
+                    "#{}  {}  {} to {} (fee {})  app {}  {}",
+                    r["id"],
+                    r["status"].as_str().unwrap_or("?"),
+                    r["amount"],
+                    r["to"].as_str().unwrap_or("?"),
+                    r["fee"],
+                    r["app"].as_str().map_or("?", |a| &a[..a.len().min(12)]),
+                    r["memo"].as_str().unwrap_or(""),
+                );
+            }
+            Ok(())
+        }
+        AppCommand::Approve { id } | AppCommand::Deny { id } => {
+            let verb = if matches!(command, AppCommand::Approve { .. }) {
+                "approve"
+            } else {
+                "deny"
+            };
+            let client = Client::connect(data_dir, cli.api.as_deref(), cli.token.as_deref())?;
+            let reply: Value = client
+                .post(&format!("/v1/apps/requests/{id}/{verb}"), &json!({}))
+                .await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&reply)?);
+            } else if let Some(txid) = reply["txid"].as_str() {
+                println!("request #{id} approved and paid: transaction {txid}");
+            } else {
+                println!("request #{id} denied");
+            }
+            Ok(())
+        }
     }
+}
+
+/// One line for an app's permissions.
+fn describe(p: &Value) -> String {
+    let payments = match p["payments"].as_str() {
+        Some("allow") => format!("payments: allow up to {} each", p["max_amount"]),
+        _ => "payments: ask".to_owned(),
+    };
+    let uploads = p["uploads"].as_str().unwrap_or("deny");
+    format!("{payments}, uploads: {uploads}")
 }
 
 /// Checks that `dir` is an app folder (with `index.html`), shares it as a

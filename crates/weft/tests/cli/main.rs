@@ -1,6 +1,7 @@
 //! End-to-end tests of the `weft` binary: real processes, real sockets,
 //! loopback only, ephemeral ports.
 
+mod apps;
 mod bad_input;
 mod daemon;
 mod discovery;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::support::{loopback_args, stderr, unique_network, wait_until, weft, Daemon};
 
-fn json(dir: &Path, args: &[&str]) -> Value {
+pub(crate) fn json(dir: &Path, args: &[&str]) -> Value {
     let mut full = vec!["--json"];
     full.extend_from_slice(args);
     let out = weft(dir, &full);
@@ -16,7 +16,7 @@ fn json(dir: &Path, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
-fn try_json(dir: &Path, args: &[&str]) -> Option<Value> {
+pub(crate) fn try_json(dir: &Path, args: &[&str]) -> Option<Value> {
     let mut full = vec!["--json"];
     full.extend_from_slice(args);
     let out = weft(dir, &full);
@@ -32,13 +32,18 @@ fn height(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn new_wallet(dir: &Path) -> String {
+pub(crate) fn new_wallet(dir: &Path) -> String {
     let v = json(dir, &["wallet", "new"]);
     v["address"].as_str().expect("address").to_owned()
 }
 
 /// Writes a genesis into `dir` and returns its path.
-fn genesis(dir: &Path, allocs: &[(&str, u64)], interval: &str, difficulty: u64) -> String {
+pub(crate) fn genesis(
+    dir: &Path,
+    allocs: &[(&str, u64)],
+    interval: &str,
+    difficulty: u64,
+) -> String {
     let path = dir.join("genesis.json");
     let p = path.to_str().expect("utf-8 path").to_owned();
     let mut args: Vec<String> = vec!["genesis".into(), "new".into()];
@@ -65,7 +70,7 @@ fn genesis(dir: &Path, allocs: &[(&str, u64)], interval: &str, difficulty: u64) 
     p
 }
 
-fn node_args(network: &str, genesis: &str, extra: &[&str]) -> Vec<String> {
+pub(crate) fn node_args(network: &str, genesis: &str, extra: &[&str]) -> Vec<String> {
     let mut a = loopback_args(network);
     a.push("--genesis".into());
     a.push(genesis.into());
