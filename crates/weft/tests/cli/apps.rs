@@ -88,12 +88,13 @@ fn app_permissions_and_payment_requests_from_the_cli() {
     let ask = value!({ "to": payee, "amount": 700, "memo": "tip" });
     let first = post_as_app(&node, &hash, "/.weft/payments", &ask);
     assert_eq!(first["status"], "pending", "{first}");
-    let id = first["id"].as_u64().expect("id").to_string();
+    let n = first["id"].as_u64().expect("id");
+    let id = n.to_string();
     let requests = json(&dir, &["app", "requests"]);
     assert!(
-        requests.as_array().is_some_and(|l| l
-            .iter()
-            .any(|r| r["id"].to_string() == id && r["status"] == "pending")),
+        requests
+            .as_array()
+            .is_some_and(|l| l.iter().any(|r| r["id"] == n && r["status"] == "pending")),
         "{requests}"
     );
     let denied = node.weft(&["app", "deny", &id]);
