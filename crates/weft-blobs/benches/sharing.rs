@@ -12,7 +12,9 @@
 //!    same byte count: raw loopback TCP (a tokio TcpListener/TcpStream pair,
 //!    64 KiB writes) and single-threaded BLAKE3 (`Hasher::update` over 1 MiB
 //!    slices of the file's bytes). The fetch is repeated by a fresh node with
-//!    a ticket holding only the other transport's address.
+//!    a ticket holding only the other transport's address, then twice over
+//!    TCP with direct I/O for the received data off and on (the ratio of the
+//!    two is printed).
 //! 2. **Swarm** (`WEFT_BENCH_SWARM_BYTES`, 256 MiB): 1 seeder, 8 downloaders
 //!    that all start together on the same ticket. Time until all completed;
 //!    the seeder's egress (`bytes_sent`) as a multiple of the size.
@@ -288,22 +290,40 @@ async fn two_nodes(ticket: &Ticket, path: &Path, size: u64, import: Duration) ->
     )];
     let seeder = ticket.providers[0].peer;
     let mut quic_first = true;
-    for i in 0..2 {
+    // TCP fetch times with direct I/O off and on, compared below.
+    let (mut buffered, mut direct) = (None, None);
+    for i in 0..4 {
         eprintln!("[fetch] two nodes, run {}", i + 1);
         let mut ticket = ticket.clone();
-        // The second run keeps only the addresses of the transport not used by the first.
-        if i == 1 {
-            ticket.providers[0]
+        // The second run keeps only the addresses of the transport not used
+        // by the first; the last two use TCP, with direct I/O off and on.
+        match i {
+            1 => ticket.providers[0]
                 .addrs
-                .retain(|a| a.to_string().contains("/quic") != quic_first);
+                .retain(|a| a.to_string().contains("/quic") != quic_first),
+            2 | 3 => ticket.providers[0]
+                .addrs
+                .retain(|a| a.to_string().contains("/tcp")),
+            _ => {}
         }
+        weft_blobs::store::set_direct_io(i != 2);
         let receiver = Node::start().await;
         let fetched = receiver.fetch(&ticket).await;
         let via = receiver.transport_to(seeder).await;
         quic_first &= i > 0 || via == "QUIC";
         receiver.stop().await;
-        let kind = ["full ticket", "only its address"][i];
+        let kind = [
+            "full ticket",
+            "only its address",
+            "direct I/O off",
+            "direct I/O on",
+        ][i];
         let label = format!("fetch via {via}, {kind}");
+        match (i, &fetched) {
+            (2, Ok(d)) => buffered = Some(*d),
+            (3, Ok(d)) => direct = Some(*d),
+            _ => {}
+        }
         report.push(match fetched {
             Ok(d) => format!(
                 "{}  = {:.2}x raw TCP, {:.2}x disk write, {:.2}x BLAKE3",
@@ -314,6 +334,12 @@ async fn two_nodes(ticket: &Ticket, path: &Path, size: u64, import: Duration) ->
             ),
             Err(e) => format!("  {label:<34} FAILED: {e}"),
         });
+    }
+    if let (Some(off), Some(on)) = (buffered, direct) {
+        report.push(format!(
+            "  direct I/O on vs off (TCP, same run): {:.2}x the throughput",
+            off.as_secs_f64() / on.as_secs_f64()
+        ));
     }
     report.push(row("baseline: raw TCP, 64 KiB writes", tcp, size));
     report.push(row("baseline: write a new file + fsync", disk, size));

@@ -20,7 +20,9 @@
 mod partial;
 mod tables;
 
-pub use partial::PartialTargets;
+#[cfg(test)]
+pub(crate) use partial::DIRECT_MIN_SIZE;
+pub use partial::{set_direct_io, PartialTargets};
 
 use std::{
     collections::HashMap,
