@@ -306,7 +306,7 @@ async fn two_nodes(ticket: &Ticket, path: &Path, size: u64, import: Duration) ->
                 .retain(|a| a.to_string().contains("/tcp")),
             _ => {}
         }
-        weft_blobs::store::set_direct_io(i != 2);
+        weft_blobs::direct::set_enabled(i != 2);
         let receiver = Node::start().await;
         let fetched = receiver.fetch(&ticket).await;
         let via = receiver.transport_to(seeder).await;

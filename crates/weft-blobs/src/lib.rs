@@ -11,6 +11,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod collection;
+pub mod direct;
 pub mod export;
 pub mod fetch;
 pub mod hash;

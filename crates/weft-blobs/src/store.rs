@@ -20,9 +20,7 @@
 mod partial;
 mod tables;
 
-#[cfg(test)]
-pub(crate) use partial::DIRECT_MIN_SIZE;
-pub use partial::{set_direct_io, PartialTargets};
+pub use partial::PartialTargets;
 
 use std::{
     collections::HashMap,

@@ -10,18 +10,14 @@
 //! most the overlay, which is fetched again; the index never claims a range
 //! whose bytes were not synced first.
 //!
-//! The data of a large blob (at least [`DIRECT_MIN_SIZE`]) is also opened
-//! for direct I/O (`O_DIRECT`), and whole aligned runs of verified data are
-//! written through it, bypassing the page cache: a big download then does
-//! not evict everything else from memory, and on machines where fresh
-//! page-cache pages are expensive (virtual machines that hand freed memory
-//! back to the host) it goes about 1.3x faster. Unaligned writes, and
-//! filesystems without direct I/O, use the ordinary file.
+//! The data file of a large blob is also opened for direct I/O (see
+//! [`crate::direct`]); the sink writes aligned runs of verified data
+//! through it.
 
 use std::{
     fs::{self, File},
     path::Path,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
@@ -31,7 +27,7 @@ use super::{
     blob_info, db_err, now, tables, verified_bytes, BlobInfo, EntryRecord, Store, StoreError,
     BLOBS, BLOCK_SIZE, MAX_BLOB_SIZE, RANGES,
 };
-use crate::{ticket::BlobKind, Hash};
+use crate::{direct, ticket::BlobKind, Hash};
 
 /// Verified ranges of one blob that are not durable yet.
 pub(super) struct Unsynced {
@@ -51,19 +47,6 @@ const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Bounds on how much verified data may wait for a sync.
 const MIN_SYNC_BYTES: u64 = 4 << 20;
 const MAX_SYNC_BYTES: u64 = 64 << 20;
-
-/// Blobs at least this large are written with direct I/O where possible.
-pub(crate) const DIRECT_MIN_SIZE: u64 = 64 << 20;
-
-/// Whether large downloads use direct I/O (on unless switched off).
-static DIRECT_IO: AtomicBool = AtomicBool::new(true);
-
-/// Switches direct I/O for large downloads on or off, for this process
-/// (benchmarks compare the two; filesystems that accept `O_DIRECT` but
-/// handle it badly can turn it off).
-pub fn set_direct_io(on: bool) {
-    DIRECT_IO.store(on, Ordering::Relaxed);
-}
 
 fn sync_threshold(size: u64) -> u64 {
     (size / 16).clamp(MIN_SYNC_BYTES, MAX_SYNC_BYTES)
@@ -106,8 +89,8 @@ impl Store {
             obao.set_len(tree.outboard_size())
                 .map_err(StoreError::io(&obao_path))?;
         }
-        let direct = (size >= DIRECT_MIN_SIZE && DIRECT_IO.load(Ordering::Relaxed))
-            .then(|| open_direct(&data_path))
+        let direct = direct::wanted(size)
+            .then(|| direct::open(&data_path, fs::OpenOptions::new().write(true)))
             .flatten();
         Ok(PartialTargets {
             data,
@@ -280,16 +263,4 @@ impl Store {
         };
         Ok(Some((rec.size, ranges)))
     }
-}
-
-/// `path` opened for writing with `O_DIRECT`; `None` where the filesystem
-/// does not support it (tmpfs, some network filesystems).
-fn open_direct(path: &Path) -> Option<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(path)
-        .inspect_err(|e| tracing::debug!(path = %path.display(), "no direct I/O: {e}"))
-        .ok()
 }

@@ -27,38 +27,13 @@ use bao_tree::{
     ChunkRanges,
 };
 
-use crate::store::PartialTargets;
+use crate::{
+    direct::{self, AlignedBuf},
+    store::PartialTargets,
+};
 
 /// Largest write the sink gathers.
 const GATHER: usize = 1 << 20;
-/// The alignment direct I/O needs (of offsets, lengths and memory).
-const ALIGN: usize = 4096;
-
-/// A buffer of up to [`GATHER`] bytes whose start is page-aligned.
-struct AlignedBuf {
-    raw: Vec<u8>,
-    off: usize,
-    len: usize,
-}
-
-impl AlignedBuf {
-    fn new() -> Self {
-        let raw = vec![0u8; GATHER + ALIGN];
-        let off = raw.as_ptr().align_offset(ALIGN).min(ALIGN);
-        Self { raw, off, len: 0 }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.raw[self.off..self.off + self.len]
-    }
-
-    /// Appends `data`; the caller keeps the total within [`GATHER`].
-    fn push(&mut self, data: &[u8]) {
-        let at = self.off + self.len;
-        self.raw[at..at + data.len()].copy_from_slice(data);
-        self.len += data.len();
-    }
-}
 
 /// Gathers writes at adjacent positions into one.
 struct Gather<W> {
@@ -75,7 +50,7 @@ impl<W: WriteAt> Gather<W> {
             inner,
             direct,
             start: 0,
-            buf: AlignedBuf::new(),
+            buf: AlignedBuf::new(GATHER),
         }
     }
 
@@ -100,13 +75,14 @@ impl<W: WriteAt> Gather<W> {
         if self.buf.len == 0 {
             return Ok(());
         }
-        let aligned = self.start.is_multiple_of(ALIGN as u64) && self.buf.len.is_multiple_of(ALIGN);
+        let aligned = self.start.is_multiple_of(direct::ALIGN as u64)
+            && self.buf.len.is_multiple_of(direct::ALIGN);
         let mut written = false;
         if let (true, Some(file)) = (aligned, &self.direct) {
             match FileExt::write_all_at(file, self.buf.bytes(), self.start) {
                 Ok(()) => written = true,
-                // Alignment rules stricter than 4 KiB: no direct I/O then.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.direct = None,
+                // Alignment rules stricter than ours: no direct I/O then.
+                Err(e) if direct::refused(&e) => self.direct = None,
                 Err(e) => return Err(e),
             }
         }
@@ -163,7 +139,7 @@ mod tests {
     /// that is not 4 KiB-aligned: every byte lands where it belongs.
     #[test]
     fn a_large_blob_decodes_into_its_file_exactly() {
-        let size = crate::store::DIRECT_MIN_SIZE as usize + 5_000;
+        let size = direct::MIN_SIZE as usize + 5_000;
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let data: Vec<u8> = (0..size)
             .map(|_| {
