@@ -10,7 +10,6 @@
 use std::{
     fs::{File, OpenOptions},
     io,
-    os::unix::fs::OpenOptionsExt,
     path::Path,
     sync::atomic::{AtomicBool, Ordering},
 };
@@ -36,13 +35,20 @@ pub(crate) fn wanted(size: u64) -> bool {
 }
 
 /// `path` opened with `O_DIRECT` and `options`; `None` where the filesystem
-/// does not support it.
+/// (or, off Linux, the platform) does not support it.
+#[cfg(target_os = "linux")]
 pub(crate) fn open(path: &Path, options: &mut OpenOptions) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     options
         .custom_flags(libc::O_DIRECT)
         .open(path)
         .inspect_err(|e| tracing::debug!(path = %path.display(), "no direct I/O: {e}"))
         .ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn open(_path: &Path, _options: &mut OpenOptions) -> Option<File> {
+    None
 }
 
 /// Whether `e` is the kernel refusing a direct transfer (alignment rules
