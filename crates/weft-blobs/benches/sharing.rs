@@ -290,6 +290,7 @@ async fn two_nodes(ticket: &Ticket, path: &Path, size: u64, import: Duration) ->
     )];
     let seeder = ticket.providers[0].peer;
     let mut quic_first = true;
+    let direct_default = weft_blobs::direct::enabled();
     // TCP fetch times with direct I/O off and on, compared below.
     let (mut buffered, mut direct) = (None, None);
     for i in 0..4 {
@@ -306,7 +307,11 @@ async fn two_nodes(ticket: &Ticket, path: &Path, size: u64, import: Duration) ->
                 .retain(|a| a.to_string().contains("/tcp")),
             _ => {}
         }
-        weft_blobs::direct::set_enabled(i != 2);
+        weft_blobs::direct::set_enabled(match i {
+            2 => false,
+            3 => true,
+            _ => direct_default,
+        });
         let receiver = Node::start().await;
         let fetched = receiver.fetch(&ticket).await;
         let via = receiver.transport_to(seeder).await;
@@ -335,6 +340,7 @@ async fn two_nodes(ticket: &Ticket, path: &Path, size: u64, import: Duration) ->
             Err(e) => format!("  {label:<34} FAILED: {e}"),
         });
     }
+    weft_blobs::direct::set_enabled(direct_default);
     if let (Some(off), Some(on)) = (buffered, direct) {
         report.push(format!(
             "  direct I/O on vs off (TCP, same run): {:.2}x the throughput",
@@ -557,6 +563,10 @@ async fn run() {
     let size = env_size("WEFT_BENCH_BYTES", 1 << 30);
     let swarm_size = env_size("WEFT_BENCH_SWARM_BYTES", 256 << 20);
     let files = env_size("WEFT_BENCH_FILES", 10_000);
+    // WEFT_BENCH_DIRECT=0: direct I/O off for the whole run (the fetch
+    // part still compares both).
+    let direct = std::env::var("WEFT_BENCH_DIRECT").map_or(true, |v| v != "0");
+    weft_blobs::direct::set_enabled(direct);
     let work = tempfile::tempdir().expect("tempdir");
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let temp = std::env::temp_dir();

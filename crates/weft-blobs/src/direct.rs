@@ -29,9 +29,14 @@ pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
 }
 
+/// Whether direct I/O is switched on.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
 /// Whether a blob of `size` bytes should use direct I/O.
 pub(crate) fn wanted(size: u64) -> bool {
-    size >= MIN_SIZE && ENABLED.load(Ordering::Relaxed)
+    size >= MIN_SIZE && enabled()
 }
 
 /// `path` opened with `O_DIRECT` and `options`; `None` where the filesystem
