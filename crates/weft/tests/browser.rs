@@ -97,21 +97,6 @@ impl Node {
         Ok((status, body))
     }
 
-    /// POST `/v1/...` with the node's token and a JSON body.
-    async fn api_post(&self, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
-        let r = reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{}{path}", self.port))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .with_context(|| format!("POST {path}"))?;
-        let status = r.status().as_u16();
-        let body = r.json().await.unwrap_or(Value::Null);
-        Ok((status, body))
-    }
-
     /// The peer ids `weft peers` lists (none if it fails).
     async fn peer_ids(&self) -> Vec<String> {
         let peers = self
@@ -448,15 +433,31 @@ async fn board_app_body(ctx: Ctx) -> anyhow::Result<()> {
         })
         .await?;
     window_b.screenshot("b-upload-refused").await?;
-    let (status, body) = b
-        .api_post(
-            &format!("/v1/apps/{}/permissions", app.hash),
-            serde_json::json!({ "payments": "ask", "uploads": "allow" }),
-        )
-        .await?;
-    if status != 200 {
-        bail!("allowing uploads: {status} {body}");
-    }
+    // The user allows the app uploads in B's dashboard (Apps tab).
+    let dashboard = ctx.browser("dashboard-b").await?;
+    dashboard.goto(&b.dashboard_url()).await?;
+    dashboard.wait_visible("#app", UI).await?;
+    dashboard.click("#tab-apps", UI).await?;
+    let uploads = format!(
+        "select[data-permission=\"{}\"][data-field=\"uploads\"]",
+        app.hash
+    );
+    dashboard
+        .wait_visible(&uploads, UI)
+        .await?
+        .select_by_value("allow")
+        .await
+        .context("choose allow in the app's Uploads select")?;
+    wait_for("B to record the app's uploads as allowed", UI, || async {
+        let (_, apps) = b.api("/v1/apps").await?;
+        Ok(apps.as_array().and_then(|list| {
+            list.iter()
+                .find(|a| a["hash"] == app.hash.as_str() && a["permissions"]["uploads"] == "allow")
+                .map(|_| ())
+        }))
+    })
+    .await?;
+    dashboard.screenshot("b-uploads-allowed").await?;
     window_b.click("#post-button", UI).await?;
     window_b
         .wait_text("#post-status", "to say posted", UI, |t| {
