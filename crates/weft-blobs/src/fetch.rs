@@ -640,8 +640,11 @@ impl Fetcher {
             }
             if tasks.is_empty() {
                 // Nothing in flight: nobody could take a request just now.
+                // With every provider given up on and no search left that
+                // could find another, waiting is pointless.
+                let hopeless = sched.usable_peers() == 0 && !pool.is_open();
                 let since = *waiting_since.get_or_insert(now);
-                if since.elapsed() > PROVIDER_WAIT {
+                if hopeless || since.elapsed() > PROVIDER_WAIT {
                     return Err(if pool.known.is_empty() {
                         FetchError::NoProviders(hash)
                     } else {

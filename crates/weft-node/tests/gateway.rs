@@ -333,6 +333,13 @@ async fn a_failed_segment_truncates_the_body() {
         started.elapsed()
     );
     assert!(outcome.is_err(), "a truncated body must end in an error");
+    // Once its only provider is given up on and no search is left, the
+    // body ends (it used to wait out a 30 s provider wait, twice).
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "the body ended only after {:?}",
+        started.elapsed()
+    );
     assert!(got.len() >= 1024 * 1024 && got.len() < bytes.len());
     assert!(got[..] == bytes[..got.len()], "the bytes sent are wrong");
     drop(client);

@@ -18,21 +18,51 @@ pub(super) const PUMP_CHUNKS: usize = 8;
 /// A peer that neither sends nor reads for this long is given up on.
 pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The blocking side of an outgoing pump.
+/// Bytes an outgoing pump hands over at a time.
+const WRITE_CHUNK: usize = 256 * 1024;
+
+/// The blocking side of an outgoing pump: gathers writes into chunks of
+/// [`WRITE_CHUNK`] bytes and hands each chunk over whole, so the bytes are
+/// copied once on their way to the stream, not again per hand-over.
 pub(super) struct ChannelWriter {
-    pub(super) tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    pub(super) fn new(tx: tokio::sync::mpsc::Sender<Vec<u8>>) -> Self {
+        Self {
+            tx,
+            buf: Vec::with_capacity(WRITE_CHUNK),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(WRITE_CHUNK));
+        self.tx
+            .blocking_send(full)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "stream closed"))
+    }
 }
 
 impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tx
-            .blocking_send(buf.to_vec())
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "stream closed"))?;
-        Ok(buf.len())
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if !self.buf.is_empty() && self.buf.len() + data.len() > WRITE_CHUNK {
+            self.send()?;
+        }
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= WRITE_CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
     }
 
+    /// Hands over what is gathered.
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.send()
     }
 }
 
