@@ -11,6 +11,29 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft_ledger::{genesis::Alloc, wallet, Genesis};
 use weft_node::{config::Mining, Node, NodeConfig};
 
+/// `send`, then the answer's body, for tests (panics on transport errors).
+trait Answer {
+    async fn json_value(self) -> Value;
+    async fn body_bytes(self) -> Box<[u8]>;
+}
+
+impl Answer for reqwest::RequestBuilder {
+    async fn json_value(self) -> Value {
+        self.send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn body_bytes(self) -> Box<[u8]> {
+        self.send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
+            .into()
+    }
+}
+
 fn board_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../apps/board")
 }
@@ -47,12 +70,8 @@ async fn publish_board(client: &Client, node: &Node) -> String {
         .post(format!("{}/v1/blobs", node.info().api_url))
         .bearer_auth(&node.info().api_token)
         .json(&json!({ "path": board_dir().canonicalize().unwrap() }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_value()
+        .await;
     v["hash"].as_str().unwrap().to_owned()
 }
 
@@ -236,24 +255,16 @@ async fn an_app_payment_happens_only_after_approval() {
             client
                 .get(format!("{base}/v1/accounts/{a}"))
                 .bearer_auth(token)
-                .send()
+                .json_value()
                 .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
         }
     };
     assert_eq!(account(payee.clone()).await["pending_in"], 0);
     let listed: Value = client
         .get(format!("{base}/v1/apps/requests"))
         .bearer_auth(&node.info().api_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_value()
+        .await;
     assert_eq!(listed[0]["id"], id);
     assert_eq!(listed[0]["status"], "pending");
 
@@ -261,22 +272,14 @@ async fn an_app_payment_happens_only_after_approval() {
     let approved: Value = client
         .post(format!("{base}/v1/apps/requests/{id}/approve"))
         .bearer_auth(&node.info().api_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_value()
+        .await;
     let txid = approved["txid"].as_str().expect("txid").to_owned();
     let status: Value = client
         .get(format!("{base}/.weft/payments/{id}"))
         .header(header::HOST, app_host(&node, &hash))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_value()
+        .await;
     assert_eq!(status["status"], "sent");
     assert_eq!(status["txid"], txid.as_str());
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -391,12 +394,8 @@ async fn an_app_adds_content_only_when_the_user_allows_it() {
     assert_eq!(added["name"], "note.txt");
     let served = client
         .get(format!("{base}/blob/{expected}"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+        .body_bytes()
+        .await;
     assert_eq!(served.as_ref(), bytes.as_slice());
 
     // Over the per-upload limit: 413, and no temporary file is left.
