@@ -60,14 +60,18 @@ Unchanged permissions keep their values.")]
 }
 
 pub(crate) async fn run(cli: &Cli, data_dir: &Path, command: &AppCommand) -> anyhow::Result<()> {
+    // Arguments are checked before the node is asked for anything.
     match command {
-        AppCommand::Publish { dir } => {
-            check_dir(dir)?;
-            let client = Client::connect(data_dir, cli.api.as_deref(), cli.token.as_deref())?;
-            publish(&client, dir, cli.json).await
+        AppCommand::Publish { dir } => check_dir(dir)?,
+        AppCommand::Permissions { hash, .. } => {
+            weft_apps::apps::check_hash(hash).map_err(|e| anyhow::anyhow!("{e}"))?
         }
+        _ => {}
+    }
+    let client = Client::connect(data_dir, cli.api.as_deref(), cli.token.as_deref())?;
+    match command {
+        AppCommand::Publish { dir } => publish(&client, dir, cli.json).await,
         AppCommand::List => {
-            let client = Client::connect(data_dir, cli.api.as_deref(), cli.token.as_deref())?;
             let apps: Value = client.get("/v1/apps").await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&apps)?);
@@ -97,8 +101,6 @@ pub(crate) async fn run(cli: &Cli, data_dir: &Path, command: &AppCommand) -> any
             max_amount,
             uploads,
         } => {
-            weft_apps::apps::check_hash(hash).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let client = Client::connect(data_dir, cli.api.as_deref(), cli.token.as_deref())?;
             let apps: Value = client.get("/v1/apps").await?;
             let current = apps
                 .as_array()
@@ -133,7 +135,6 @@ pub(crate) async fn run(cli: &Cli, data_dir: &Path, command: &AppCommand) -> any
             Ok(())
         }
         AppCommand::Requests => {
-            let client = Client::connect(data_dir, cli.api.as_deref(), cli.token.as_deref())?;
             let requests: Value = client.get("/v1/apps/requests").await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&requests)?);
@@ -151,7 +152,7 @@ pub(crate) async fn run(cli: &Cli, data_dir: &Path, command: &AppCommand) -> any
                     r["amount"],
                     r["to"].as_str().unwrap_or("?"),
                     r["fee"],
-                    r["app"].as_str().map_or("?", |a| &a[..a.len().min(12)]),
+                    r["app"].as_str().map_or("?", |a| a.get(..12).unwrap_or(a)),
                     r["memo"].as_str().unwrap_or(""),
                 );
             }
@@ -163,7 +164,6 @@ pub(crate) async fn run(cli: &Cli, data_dir: &Path, command: &AppCommand) -> any
             } else {
                 "deny"
             };
-            let client = Client::connect(data_dir, cli.api.as_deref(), cli.token.as_deref())?;
             let reply: Value = client
                 .post(&format!("/v1/apps/requests/{id}/{verb}"), &json!({}))
                 .await?;
@@ -189,10 +189,9 @@ fn describe(p: &Value) -> String {
     format!("{payments}, uploads: {uploads}")
 }
 
-/// Checks that `dir` is an app folder (with `index.html`), shares it as a
-/// collection and prints its hash and the URLs it is served at.
-pub(crate) async fn publish(client: &Client, dir: &Path, json_out: bool) -> anyhow::Result<()> {
-    check_dir(dir)?;
+/// Shares `dir`, an app folder (checked by [`check_dir`]), as a collection
+/// and prints its hash and the URLs it is served at.
+async fn publish(client: &Client, dir: &Path, json_out: bool) -> anyhow::Result<()> {
     let abs = std::path::absolute(dir).with_context(|| format!("{}", dir.display()))?;
     let reply: Value = client
         .post("/v1/blobs", &json!({ "path": abs.to_string_lossy() }))
