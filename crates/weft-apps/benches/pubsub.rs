@@ -43,6 +43,7 @@ use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+use weft_testkit::wait_for;
 
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use tokio::{
@@ -165,23 +166,6 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
-
-async fn wait_for<F, Fut>(deadline: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = Instant::now() + deadline;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= until {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Round trips of `TCP_BYTES` over a loopback TCP socket pair.

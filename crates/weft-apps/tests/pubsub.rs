@@ -11,6 +11,7 @@ use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+use weft_testkit::wait_for;
 
 use rand::{seq::SliceRandom, Rng};
 use tokio::sync::broadcast;
@@ -31,23 +32,6 @@ async fn node(network: &str) -> Network {
 async fn connect(a: &NetworkHandle, b: &NetworkHandle) {
     let addr = b.listen_addrs().await.unwrap().remove(0);
     assert_eq!(a.dial(addr).await.expect("dial"), b.local_peer_id());
-}
-
-async fn wait_for<F, Fut>(deadline: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = Instant::now() + deadline;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= until {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 type Inbox = Arc<Mutex<Vec<Message>>>;

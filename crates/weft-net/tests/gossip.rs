@@ -7,8 +7,9 @@
 
 use std::{
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
+use weft_testkit::wait_for;
 
 use tokio::sync::mpsc;
 use weft_net::{
@@ -43,23 +44,6 @@ async fn first_addr(h: &NetworkHandle) -> weft_net::Multiaddr {
 async fn connect(a: &NetworkHandle, b: &NetworkHandle) {
     let peer = a.dial(first_addr(b).await).await.expect("dial");
     assert_eq!(peer, b.local_peer_id());
-}
-
-async fn wait_for<F, Fut>(deadline: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = Instant::now() + deadline;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= until {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn connected(h: &NetworkHandle, peer: PeerId) -> bool {

@@ -1,10 +1,8 @@
 //! In-process networks of real nodes on 127.0.0.1 (real TCP/QUIC sockets,
 //! one process): DHT lookups across 50+ nodes, and network separation.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Duration};
+use weft_testkit::wait_for;
 
 use rand::{seq::SliceRandom, Rng};
 use weft_net::{Config, DialError, Identity, Network, NetworkHandle, PeerId, Registry};
@@ -23,23 +21,6 @@ async fn node(network: &str, bootstrap: Vec<weft_net::Multiaddr>, tcp_only: bool
 
 async fn first_addr(h: &NetworkHandle) -> weft_net::Multiaddr {
     h.listen_addrs().await.unwrap().remove(0)
-}
-
-async fn wait_for<F, Fut>(deadline: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = Instant::now() + deadline;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= until {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn connected(h: &NetworkHandle, peer: PeerId) -> bool {

@@ -109,23 +109,6 @@ impl Events {
     }
 }
 
-async fn wait_for<F, Fut>(mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = Instant::now() + DEADLINE;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= until {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Whether `node` lists `topic` with `peer` in its mesh.
 async fn in_mesh(client: &Client, node: &Node, topic: &str, peer: &str) -> bool {
     let list = get_json(client, node, "/v1/topics").await;
@@ -153,11 +136,11 @@ async fn a_message_posted_on_one_node_streams_from_another_once() {
     let mut on_b = Events::open(&client, &b, "chat").await;
     let mut on_a = Events::open(&client, &a, "chat").await;
     assert!(
-        wait_for(|| in_mesh(&client, &a, "chat", &idb)).await,
+        weft_testkit::wait_for(DEADLINE, || in_mesh(&client, &a, "chat", &idb)).await,
         "no mesh at A"
     );
     assert!(
-        wait_for(|| in_mesh(&client, &b, "chat", &ida)).await,
+        weft_testkit::wait_for(DEADLINE, || in_mesh(&client, &b, "chat", &ida)).await,
         "no mesh at B"
     );
     let listed = get_json(&client, &b, "/v1/topics").await;
@@ -219,9 +202,10 @@ async fn a_message_posted_on_one_node_streams_from_another_once() {
 
     // The client goes away: the subscription ends with it.
     drop(on_b);
-    let ended =
-        wait_for(|| async { get_json(&client, &b, "/v1/topics").await[0]["subscribers"] == 0 })
-            .await;
+    let ended = weft_testkit::wait_for(DEADLINE, || async {
+        get_json(&client, &b, "/v1/topics").await[0]["subscribers"] == 0
+    })
+    .await;
     assert!(ended, "B still counts the closed event stream");
     drop(on_a);
     a.shutdown().await;
